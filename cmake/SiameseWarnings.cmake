@@ -1,0 +1,10 @@
+# Private helper target for the project's own binaries (tests, examples): warnings as errors and
+# optional sanitizers. Never linked into the exported siamese target.
+add_library(siamese_project_options INTERFACE)
+target_link_libraries(siamese_project_options INTERFACE siamese::siamese)
+target_compile_options(siamese_project_options INTERFACE -Wall -Wextra -Werror)
+if(SIAMESE_SANITIZE)
+  target_compile_options(siamese_project_options INTERFACE
+    -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(siamese_project_options INTERFACE -fsanitize=address,undefined)
+endif()

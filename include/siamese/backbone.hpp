@@ -1,0 +1,204 @@
+#pragma once
+
+#include <siamese/detail/format.hpp>
+#include <siamese/device.hpp>
+#include <siamese/errors.hpp>
+#include <siamese/metadata.hpp>
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace siamese {
+
+/// How to load a TorchScript backbone.
+struct BackboneOptions {
+  Device device = Device::automatic();
+  /// Freeze and optimise the module after loading (torch::jit::freeze, then
+  /// optimize_for_inference). Much faster on CPU; turn it off to train or to edit weights,
+  /// since a frozen module has its parameters folded into constants.
+  bool optimize = true;
+  /// Input spec for files without siamese.json; when given, it also overrides the file's spec.
+  std::optional<InputSpec> input_spec;
+};
+
+/// Saves `module` as TorchScript with `metadata` stored inside as siamese.json.
+/// Throws ModelError when the file cannot be written.
+inline void save_backbone(const torch::jit::Module& module, const std::filesystem::path& file,
+                          const BackboneMetadata& metadata) {
+  try {
+    module.save(file.string(), {{metadata_file_name, to_json_string(metadata)}});
+  } catch (const c10::Error& e) {
+    throw ModelError("cannot write backbone '" + file.string() + "': " + e.what_without_backtrace());
+  }
+}
+
+/// An embedding network loaded from a TorchScript archive.
+///
+/// Contract of the network: forward(Tensor[N,3,H,W] float32) -> Tensor[N,D] float32, with H, W
+/// from the input spec. Loading checks this once with a probe image of zeros, so a file whose
+/// output is not 2-D, or whose D contradicts the metadata, is refused at load.
+///
+/// Copies share the same underlying module (TorchScript modules have reference semantics):
+/// a SiameseNet holds exactly one backbone and runs it on both inputs.
+class TorchScriptBackbone {
+ public:
+  /// Loads `file` onto options.device.
+  /// Throws FileError (missing/unreadable), ModelError (not TorchScript, forward fails or the
+  /// output is not [1, D]), MetadataError (no siamese.json and no options.input_spec; malformed
+  /// metadata; embedding size contradicting the output), NumericError (NaN/Inf from the probe).
+  explicit TorchScriptBackbone(const std::filesystem::path& file, BackboneOptions options = {})
+      : file_(file.string()), device_(options.device) {
+    detail::apply_default_threads();
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file, ec)) {
+      throw FileError("backbone file '" + file_ + "' does not exist or is not a regular file");
+    }
+    if (std::filesystem::file_size(file, ec) == 0) {
+      throw FileError("backbone file '" + file_ + "' is empty");
+    }
+    torch::jit::ExtraFilesMap extra{{metadata_file_name, ""}};
+    try {
+      module_ = torch::jit::load(file_, device_.torch_device(), extra);
+    } catch (const std::exception& e) {
+      throw ModelError("cannot load '" + file_ + "' as a TorchScript archive: " +
+                       error_summary(e.what()));
+    }
+    module_.eval();
+
+    const std::string& json = extra[metadata_file_name];
+    if (!json.empty()) {
+      metadata_ = parse_metadata(json, file_);
+    } else if (!options.input_spec) {
+      throw MetadataError("'" + file_ + "' has no " + metadata_file_name +
+                          " inside; pass BackboneOptions::input_spec to load it");
+    } else {
+      metadata_.name = std::filesystem::path(file_).stem().string();
+      metadata_.weights = "unknown (file without metadata)";
+    }
+    has_metadata_file_ = !json.empty();
+    if (options.input_spec) {
+      detail::validate_input_spec(*options.input_spec, "input spec given for '" + file_ + "'");
+      metadata_.input = *options.input_spec;
+    }
+    check_with_probe();
+    if (options.optimize) optimize_module();
+  }
+
+  /// Embeds a batch of images.
+  /// Requires: `images` float32 [N,3,H,W], N >= 1, H and W equal to input_spec(), on any device
+  /// (it is moved to device()).
+  /// Ensures: float32 [N, embedding_size()] on device(), every value finite.
+  /// Throws ShapeError for a wrong rank, size or dtype; NumericError for NaN/Inf output.
+  torch::Tensor embed(const torch::Tensor& images) const {
+    check_input(images);
+    torch::InferenceMode guard;
+    return run(images.to(device_.torch_device()));
+  }
+
+  const BackboneMetadata& metadata() const { return metadata_; }
+  const InputSpec& input_spec() const { return metadata_.input; }
+  std::int64_t embedding_size() const { return metadata_.embedding_size; }
+  Device device() const { return device_; }
+  const std::string& file() const { return file_; }
+  /// True when the archive carried its own siamese.json.
+  bool has_metadata_file() const { return has_metadata_file_; }
+  /// True when load-time freezing and optimisation succeeded.
+  bool is_optimized() const { return optimized_; }
+
+  /// The underlying module, for fine-tuning or inspection. Shared by every copy.
+  torch::jit::Module& module() { return module_; }
+  const torch::jit::Module& module() const { return module_; }
+
+ private:
+  // The useful line of a LibTorch error: the first for c10::Error (a backtrace follows), the
+  // last for errors raised inside TorchScript code (a script traceback comes first).
+  static std::string error_summary(const std::string& text) {
+    if (text.rfind("The following operation failed", 0) == 0) {
+      const auto end = text.find_last_not_of("\n ");
+      const auto start = text.rfind('\n', end);
+      return text.substr(start == std::string::npos ? 0 : start + 1, end - start);
+    }
+    return text.substr(0, text.find('\n'));
+  }
+
+  void check_input(const torch::Tensor& images) const {
+    const auto& spec = metadata_.input;
+    if (!images.defined() || images.dim() != 4 || images.size(0) < 1 || images.size(1) != 3 ||
+        images.size(2) != spec.height || images.size(3) != spec.width) {
+      throw ShapeError("backbone '" + file_ + "' expects images [N,3," +
+                       std::to_string(spec.height) + "," + std::to_string(spec.width) +
+                       "] with N >= 1, got " + detail::shape_string(images));
+    }
+    if (images.scalar_type() != torch::kFloat32) {
+      throw ShapeError("backbone '" + file_ + "' expects float32 images, got " +
+                       detail::dtype_string(images));
+    }
+  }
+
+  // Runs forward and checks the result. Requires inference or no-grad mode set by the caller.
+  torch::Tensor run(const torch::Tensor& images) const {
+    torch::jit::IValue output;
+    try {
+      output = module_.forward({images});
+    } catch (const std::exception& e) {  // c10::Error, or JITException from scripted code
+      throw ModelError("forward of '" + file_ + "' failed on input " +
+                       detail::shape_string(images) + ": " + error_summary(e.what()));
+    }
+    if (!output.isTensor()) {
+      throw ModelError("forward of '" + file_ + "' returned " + output.tagKind() +
+                       ", not a tensor");
+    }
+    torch::Tensor embeddings = output.toTensor();
+    if (embeddings.dim() != 2 || embeddings.size(0) != images.size(0)) {
+      throw ModelError("'" + file_ + "' is not an embedding network: input " +
+                       detail::shape_string(images) + " gave output " +
+                       detail::shape_string(embeddings) + ", expected [N, D]");
+    }
+    if (embeddings.scalar_type() != torch::kFloat32) embeddings = embeddings.to(torch::kFloat32);
+    if (!torch::isfinite(embeddings).all().item<bool>()) {
+      throw NumericError("'" + file_ + "' produced NaN or infinite embeddings for input " +
+                         detail::shape_string(images));
+    }
+    return embeddings;
+  }
+
+  void check_with_probe() {
+    torch::InferenceMode guard;
+    const auto probe = torch::zeros({1, 3, metadata_.input.height, metadata_.input.width},
+                                    torch::TensorOptions(device_.torch_device()));
+    const auto output = run(probe);
+    const std::int64_t produced = output.size(1);
+    if (has_metadata_file_ && produced != metadata_.embedding_size) {
+      throw MetadataError("metadata of '" + file_ + "' says embedding_size " +
+                          std::to_string(metadata_.embedding_size) + " but the network returns " +
+                          detail::shape_string(output) + " for " + detail::shape_string(probe));
+    }
+    metadata_.embedding_size = produced;
+  }
+
+  void optimize_module() {
+    try {
+      auto frozen = torch::jit::freeze(module_);
+      module_ = torch::jit::optimize_for_inference(frozen);
+      optimized_ = true;
+    } catch (const c10::Error&) {
+      // Some scripted modules cannot be frozen; they still run correctly unoptimised.
+      optimized_ = false;
+    }
+  }
+
+  std::string file_;
+  Device device_;
+  mutable torch::jit::Module module_;  // forward() is non-const in LibTorch
+  BackboneMetadata metadata_;
+  bool has_metadata_file_ = false;
+  bool optimized_ = false;
+};
+
+}  // namespace siamese

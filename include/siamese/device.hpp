@@ -1,0 +1,94 @@
+#pragma once
+
+#include <siamese/errors.hpp>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
+
+namespace siamese {
+
+/// Where tensors and modules live. Chosen once, then passed around as a value.
+class Device {
+ public:
+  /// CUDA device 0 when `torch::cuda::is_available()`, else the CPU.
+  static Device automatic() {
+    return torch::cuda::is_available() ? Device(torch::Device(torch::kCUDA, 0)) : cpu();
+  }
+
+  static Device cpu() { return Device(torch::Device(torch::kCPU)); }
+
+  /// Requires: a CUDA-enabled LibTorch and a visible device `index`; throws DeviceError otherwise.
+  static Device cuda(int index = 0) {
+    if (!torch::cuda::is_available()) {
+      throw DeviceError("CUDA device " + std::to_string(index) +
+                        " requested, but this LibTorch build or machine has no CUDA device");
+    }
+    if (index < 0 || static_cast<std::size_t>(index) >= torch::cuda::device_count()) {
+      throw DeviceError("CUDA device " + std::to_string(index) + " requested, but only " +
+                        std::to_string(torch::cuda::device_count()) + " are visible");
+    }
+    return Device(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index)));
+  }
+
+  /// Parses "auto", "cpu", "cuda" or "cuda:N" (as command-line flags spell them).
+  static Device parse(const std::string& name) {
+    if (name == "auto") return automatic();
+    if (name == "cpu") return cpu();
+    if (name == "cuda") return cuda(0);
+    if (name.rfind("cuda:", 0) == 0) {
+      const std::string index = name.substr(5);
+      if (!index.empty() && std::all_of(index.begin(), index.end(), ::isdigit) && index.size() < 4) {
+        return cuda(std::stoi(index));
+      }
+    }
+    throw DeviceError("unknown device '" + name + "' (expected auto, cpu, cuda or cuda:N)");
+  }
+
+  torch::Device torch_device() const { return device_; }
+  bool is_cuda() const { return device_.is_cuda(); }
+  std::string str() const { return device_.str(); }
+
+  friend bool operator==(const Device& a, const Device& b) { return a.device_ == b.device_; }
+  friend bool operator!=(const Device& a, const Device& b) { return !(a == b); }
+
+ private:
+  explicit Device(torch::Device device) : device_(device) {}
+  torch::Device device_;
+};
+
+namespace detail {
+inline std::atomic<bool>& threads_chosen_by_user() {
+  static std::atomic<bool> chosen{false};
+  return chosen;
+}
+}  // namespace detail
+
+/// Sets LibTorch's intra-op thread count for the whole process; the library then leaves it alone.
+/// Requires: count >= 1.
+inline void set_num_threads(int count) {
+  if (count < 1) throw Error("thread count must be at least 1, got " + std::to_string(count));
+  torch::set_num_threads(count);
+  detail::threads_chosen_by_user() = true;
+}
+
+/// The thread count the library chooses when the caller has not: every hardware thread.
+/// Debian's LibTorch starts with one intra-op thread on small machines, which halves throughput
+/// on a 2-core machine; loading a backbone applies this default unless set_num_threads() ran.
+inline int default_num_threads() {
+  return static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+}
+
+namespace detail {
+/// Applies default_num_threads() once per process, unless the user chose a count.
+inline void apply_default_threads() {
+  static std::atomic<bool> applied{false};
+  if (threads_chosen_by_user() || applied.exchange(true)) return;
+  torch::set_num_threads(default_num_threads());
+}
+}  // namespace detail
+
+}  // namespace siamese

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+/// One exception hierarchy for the whole library, rooted in std::runtime_error.
+/// Every message starts with "siamese:" and names the file, shape or value that was wrong,
+/// so that logs can be grepped for it.
+namespace siamese {
+
+/// Base of every error the library throws on purpose.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message) : std::runtime_error("siamese: " + message) {}
+};
+
+/// A file is missing, unreadable or empty.
+class FileError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A model file is not a loadable TorchScript archive, or its network misbehaves.
+class ModelError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A backbone's siamese.json is absent where needed, malformed, or contradicts the network.
+class MetadataError : public ModelError {
+ public:
+  using ModelError::ModelError;
+};
+
+/// A tensor has the wrong rank, size or dtype for the operation.
+class ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A network produced NaN or infinite values.
+class NumericError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// An image cannot be decoded, is empty, or is beyond the configured limits.
+class ImageError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A requested device is not available in this build or on this machine.
+class DeviceError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace siamese

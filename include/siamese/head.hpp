@@ -1,0 +1,100 @@
+#pragma once
+
+#include <siamese/detail/format.hpp>
+#include <siamese/errors.hpp>
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+namespace siamese {
+
+/// Parameters of a SigmoidHead: `p = sigmoid(weight * d + bias)`.
+struct SigmoidHeadOptions {
+  /// The default puts p = 0.5 at d = 0.6, the same-person threshold of the dlib face model
+  /// (the library's default backbone), with a negative slope so that a larger distance gives a
+  /// lower probability.
+  double weight = -10.0;
+  double bias = 6.0;
+
+  /// A head whose probability is 0.5 at `threshold`, falling with `slope` < 0 per unit of
+  /// distance (or rising, for a similarity, with `slope` > 0).
+  static SigmoidHeadOptions centered_at(double threshold, double slope = -10.0) {
+    if (!std::isfinite(threshold) || !std::isfinite(slope) || slope == 0.0) {
+      throw Error("SigmoidHead needs a finite threshold and a finite non-zero slope, got " +
+                  std::to_string(threshold) + " and " + std::to_string(slope));
+    }
+    return {slope, -slope * threshold};
+  }
+};
+
+/// The Dense(1) on the distance: `p = sigmoid(w * d + b)` with learnable scalars w and b.
+class SigmoidHeadImpl : public torch::nn::Module {
+ public:
+  explicit SigmoidHeadImpl(SigmoidHeadOptions options = {})
+      : weight(register_parameter("weight", torch::tensor({options.weight}, torch::kFloat32))),
+        bias(register_parameter("bias", torch::tensor({options.bias}, torch::kFloat32))) {}
+
+  /// Requires: distances of any shape (typically [N,1]), floating point.
+  /// Ensures: probabilities of the same shape in (0, 1).
+  torch::Tensor forward(const torch::Tensor& distances) {
+    return torch::sigmoid(logits(distances));
+  }
+
+  /// The pre-sigmoid value `w * d + b`, for numerically stable losses.
+  torch::Tensor logits(const torch::Tensor& distances) {
+    if (!distances.defined() || !distances.is_floating_point()) {
+      throw ShapeError("SigmoidHead needs floating-point distances, got " +
+                       detail::dtype_string(distances));
+    }
+    return distances * weight + bias;
+  }
+
+  /// The distance at which p = `probability`, the inverse of forward().
+  double distance_at(double probability) const {
+    if (!(probability > 0.0 && probability < 1.0)) {
+      throw Error("SigmoidHead::distance_at needs a probability in (0, 1), got " +
+                  std::to_string(probability));
+    }
+    const double logit = std::log(probability / (1.0 - probability));
+    return (logit - bias.item<double>()) / weight.item<double>();
+  }
+
+  torch::Tensor weight;
+  torch::Tensor bias;
+};
+TORCH_MODULE(SigmoidHead);
+
+/// Saves the head's parameters (torch::save archive).
+inline void save_head(const SigmoidHead& head, const std::filesystem::path& file) {
+  try {
+    torch::save(head, file.string());
+  } catch (const c10::Error& e) {
+    throw FileError("cannot write head '" + file.string() + "': " + e.what_without_backtrace());
+  }
+}
+
+/// Loads a head saved by save_head().
+/// Throws FileError when the file is missing, ModelError when it holds no head parameters.
+inline SigmoidHead load_head(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) {
+    throw FileError("head file '" + file.string() + "' does not exist");
+  }
+  SigmoidHead head;
+  try {
+    torch::load(head, file.string());
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw ModelError("'" + file.string() + "' is not a saved SigmoidHead: " +
+                     what.substr(0, what.find('\n')));
+  }
+  if (!std::isfinite(head->weight.item<double>()) || !std::isfinite(head->bias.item<double>())) {
+    throw NumericError("head '" + file.string() + "' has non-finite parameters");
+  }
+  return head;
+}
+
+}  // namespace siamese

@@ -1,0 +1,13 @@
+#pragma once
+
+// The umbrella header: everything public in one include.
+#include <siamese/backbone.hpp>
+#include <siamese/device.hpp>
+#include <siamese/distance.hpp>
+#include <siamese/errors.hpp>
+#include <siamese/head.hpp>
+#include <siamese/image.hpp>
+#include <siamese/metadata.hpp>
+#include <siamese/preprocess.hpp>
+#include <siamese/siamese_net.hpp>
+#include <siamese/version.hpp>

@@ -1,0 +1,53 @@
+#include "fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+using Approx = Catch::Detail::Approx;
+
+TEST_CASE("Sigmoid head computes sigmoid(w*d + b)", "[head]") {
+  siamese::SigmoidHead head(siamese::SigmoidHeadOptions{-2.0, 1.0});
+  const auto d = torch::tensor({0.0f, 0.5f, 3.0f}).unsqueeze(1);
+  const auto p = head(d);
+  REQUIRE(p.sizes() == torch::IntArrayRef({3, 1}));
+  CHECK(p[0][0].item<double>() == Approx(1.0 / (1.0 + std::exp(-1.0))));
+  CHECK(p[1][0].item<double>() == Approx(0.5));
+  CHECK(p[2][0].item<double>() == Approx(1.0 / (1.0 + std::exp(5.0))));
+}
+
+TEST_CASE("Default head: larger distance gives lower probability", "[head]") {
+  siamese::SigmoidHead head;
+  CHECK(head->weight.item<double>() < 0.0);
+  const auto d = torch::linspace(0.0, 2.0, 50).unsqueeze(1);
+  const auto p = head(d).squeeze(1);
+  CHECK((p.slice(0, 1) < p.slice(0, 0, -1)).all().item<bool>());
+  CHECK(head->distance_at(0.5) == Approx(0.6));
+  CHECK(head->weight.requires_grad());
+  CHECK(head->parameters().size() == 2);
+}
+
+TEST_CASE("Head centred at a threshold gives 0.5 there", "[head]") {
+  siamese::SigmoidHead head(siamese::SigmoidHeadOptions::centered_at(1.1, -4.0));
+  CHECK(head(torch::tensor({1.1f}))[0].item<double>() == Approx(0.5));
+  CHECK(head->distance_at(0.5) == Approx(1.1));
+  CHECK_THROWS_AS(siamese::SigmoidHeadOptions::centered_at(1.0, 0.0), siamese::Error);
+  CHECK_THROWS_AS(head->distance_at(1.0), siamese::Error);
+}
+
+TEST_CASE("Head parameters survive save and load", "[head]") {
+  fixtures::TempDir dir;
+  siamese::SigmoidHead head(siamese::SigmoidHeadOptions{-3.5, 2.25});
+  siamese::save_head(head, dir / "head.pt");
+  const auto loaded = siamese::load_head(dir / "head.pt");
+  CHECK(loaded->weight.item<double>() == Approx(-3.5));
+  CHECK(loaded->bias.item<double>() == Approx(2.25));
+}
+
+TEST_CASE("Loading a head from a bad file raises typed errors", "[head][errors]") {
+  fixtures::TempDir dir;
+  CHECK_THROWS_AS(siamese::load_head(dir / "missing.pt"), siamese::FileError);
+  fixtures::write_file(dir / "junk.pt", "not a torch archive");
+  CHECK_THROWS_WITH(siamese::load_head(dir / "junk.pt"),
+                    Catch::Contains("junk.pt") && Catch::Contains("not a saved SigmoidHead"));
+  CHECK_THROWS_AS(siamese::load_head(dir / "junk.pt"), siamese::ModelError);
+  CHECK_THROWS_AS(siamese::SigmoidHead{}(torch::zeros({2, 1}, torch::kInt64)), siamese::ShapeError);
+}

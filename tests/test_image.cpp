@@ -1,0 +1,85 @@
+#include "fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <opencv2/imgcodecs.hpp>
+
+using Approx = Catch::Detail::Approx;
+
+namespace {
+std::vector<std::uint8_t> encode(const cv::Mat& image, const std::string& ext) {
+  std::vector<std::uint8_t> bytes;
+  REQUIRE(cv::imencode(ext, image, bytes));
+  return bytes;
+}
+}  // namespace
+
+TEST_CASE("Decoding normalises every layout to 8-bit RGB", "[image]") {
+  cv::Mat bgr(4, 5, CV_8UC3, cv::Scalar(10, 20, 30));  // OpenCV is BGR: R = 30
+  const auto rgb = siamese::decode_image(encode(bgr, ".png"), "bgr.png");
+  REQUIRE(rgb.type() == CV_8UC3);
+  CHECK(rgb.at<cv::Vec3b>(0, 0) == cv::Vec3b(30, 20, 10));
+
+  cv::Mat gray(4, 5, CV_8UC1, cv::Scalar(77));
+  CHECK(siamese::decode_image(encode(gray, ".png"), "g").at<cv::Vec3b>(1, 1) ==
+        cv::Vec3b(77, 77, 77));
+
+  cv::Mat bgra(4, 5, CV_8UC4, cv::Scalar(10, 20, 30, 128));
+  CHECK(siamese::decode_image(encode(bgra, ".png"), "a").at<cv::Vec3b>(2, 2) ==
+        cv::Vec3b(30, 20, 10));
+
+  cv::Mat deep(4, 5, CV_16UC3, cv::Scalar(257 * 10, 257 * 20, 257 * 30));
+  CHECK(siamese::decode_image(encode(deep, ".png"), "d").at<cv::Vec3b>(3, 3) ==
+        cv::Vec3b(30, 20, 10));
+}
+
+TEST_CASE("Bad images raise typed errors naming the file", "[image][errors]") {
+  fixtures::TempDir dir;
+  CHECK_THROWS_AS(siamese::read_image(dir / "missing.jpg"), siamese::FileError);
+  fixtures::write_file(dir / "empty.jpg", "");
+  CHECK_THROWS_WITH(siamese::read_image(dir / "empty.jpg"),
+                    Catch::Contains("empty.jpg") && Catch::Contains("empty"));
+  fixtures::write_file(dir / "junk.jpg", "definitely not an image");
+  CHECK_THROWS_AS(siamese::read_image(dir / "junk.jpg"), siamese::ImageError);
+
+  const auto jpeg = encode(cv::Mat(64, 64, CV_8UC3, cv::Scalar(1, 2, 3)), ".jpg");
+  const std::vector<std::uint8_t> truncated(jpeg.begin(), jpeg.begin() + 20);
+  CHECK_THROWS_AS(siamese::decode_image(truncated, "cut.jpg"), siamese::ImageError);
+
+  siamese::ImageLimits small;
+  small.max_pixels = 100;
+  CHECK_THROWS_WITH(siamese::decode_image(jpeg, "big.jpg", small),
+                    Catch::Contains("big.jpg") && Catch::Contains("64x64"));
+  small.max_file_bytes = 10;
+  CHECK_THROWS_AS(siamese::decode_image(jpeg, "big.jpg", small), siamese::ImageError);
+}
+
+TEST_CASE("to_input_tensor applies the spec and owns its memory", "[image][preprocess]") {
+  siamese::InputSpec spec;
+  spec.height = 2;
+  spec.width = 3;
+  spec.scale = 1.0;
+  spec.mean = {100.0, 50.0, 0.0};
+  spec.std = {2.0, 1.0, 10.0};
+  torch::Tensor tensor;
+  {
+    cv::Mat rgb(2, 3, CV_8UC3, cv::Scalar(200, 60, 20));  // R=200 G=60 B=20
+    tensor = siamese::to_input_tensor(rgb, spec);
+  }  // the Mat is gone; the tensor must still hold the values
+  REQUIRE(tensor.sizes() == torch::IntArrayRef({1, 3, 2, 3}));
+  CHECK(tensor.is_contiguous());
+  CHECK(tensor.scalar_type() == torch::kFloat32);
+  CHECK(tensor[0][0][1][2].item<double>() == Approx(50.0));   // (200 - 100) / 2
+  CHECK(tensor[0][1][0][0].item<double>() == Approx(10.0));   // (60 - 50) / 1
+  CHECK(tensor[0][2][1][1].item<double>() == Approx(2.0));    // (20 - 0) / 10
+
+  spec.channel_order = siamese::ChannelOrder::bgr;
+  const auto bgr = siamese::to_input_tensor(cv::Mat(2, 3, CV_8UC3, cv::Scalar(200, 60, 20)), spec);
+  CHECK(bgr[0][0][0][0].item<double>() == Approx((20.0 - 100.0) / 2.0));
+
+  const auto resized = siamese::to_input_batch(
+      {cv::Mat(40, 30, CV_8UC3, cv::Scalar(1, 1, 1)), cv::Mat(5, 5, CV_8UC3)}, spec);
+  CHECK(resized.sizes() == torch::IntArrayRef({2, 3, 2, 3}));
+  CHECK_THROWS_AS(siamese::to_input_tensor(cv::Mat(2, 2, CV_8UC1), spec), siamese::ImageError);
+  CHECK_THROWS_AS(siamese::to_input_batch({}, spec), siamese::ImageError);
+}

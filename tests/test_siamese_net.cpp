@@ -1,0 +1,118 @@
+#include "fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+
+using Approx = Catch::Detail::Approx;
+using siamese::TorchScriptBackbone;
+
+namespace {
+
+/// Wraps a backbone and counts how often it is called.
+struct CountingBackbone {
+  TorchScriptBackbone inner;
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+
+  torch::Tensor embed(const torch::Tensor& images) const {
+    ++*calls;
+    return inner.embed(images);
+  }
+  siamese::Device device() const { return inner.device(); }
+};
+
+}  // namespace
+
+TEST_CASE("Both sides go through ONE backbone call when shapes match", "[net]") {
+  fixtures::TempDir dir;
+  CountingBackbone counting{TorchScriptBackbone(fixtures::save_tiny_backbone(dir),
+                                                fixtures::cpu_options())};
+  siamese::SiameseNet<CountingBackbone> net(counting);
+  const auto a = fixtures::random_images(3, 1);
+  const auto b = fixtures::random_images(3, 2);
+  const auto out = net.forward(a, b);
+  CHECK(*counting.calls == 1);
+  CHECK(out.embeddings_a.sizes() == torch::IntArrayRef({3, fixtures::embedding_size}));
+  CHECK(out.distances.sizes() == torch::IntArrayRef({3, 1}));
+  CHECK(out.probabilities.sizes() == torch::IntArrayRef({3, 1}));
+  // The concatenated call gives what separate calls give.
+  CHECK(torch::allclose(out.embeddings_a, counting.inner.embed(a), 1e-5, 1e-6));
+  CHECK(torch::allclose(out.embeddings_b, counting.inner.embed(b), 1e-5, 1e-6));
+}
+
+TEST_CASE("One set of weights serves both sides", "[net]") {
+  fixtures::TempDir dir;
+  siamese::FaceVerifier net(TorchScriptBackbone(fixtures::save_tiny_backbone(dir),
+                                                fixtures::cpu_options(/*optimize=*/false)));
+  const auto images = fixtures::random_images(2);
+  const auto a = images.narrow(0, 0, 1);
+  const auto b = images.narrow(0, 1, 1);
+  const auto same_input = net.forward(a, a.clone());
+  CHECK(torch::equal(same_input.embeddings_a, same_input.embeddings_b));
+  CHECK(same_input.distances.item<double>() == Approx(std::sqrt(1e-7)).epsilon(1e-4));
+
+  const auto before = net.forward(a, b);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto parameter : net.backbone().module().parameters()) parameter.mul_(2.0);
+  }
+  const auto after = net.forward(a, b);
+  // The fc and conv weights double, so ReLU features double and embeddings scale by 4 on
+  // BOTH sides: a single shared module, not two copies.
+  CHECK(torch::allclose(after.embeddings_a, before.embeddings_a * 4.0, 1e-4, 1e-5));
+  CHECK(torch::allclose(after.embeddings_b, before.embeddings_b * 4.0, 1e-4, 1e-5));
+}
+
+TEST_CASE("Distances and probabilities follow the parts", "[net]") {
+  fixtures::TempDir dir;
+  siamese::FaceVerifier net(
+      TorchScriptBackbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options()),
+      siamese::EuclideanDistance{}, siamese::SigmoidHead(siamese::SigmoidHeadOptions{-1.5, 0.5}));
+  const auto a = fixtures::random_images(4, 5);
+  const auto b = fixtures::random_images(4, 6);
+  const auto out = net.forward(a, b);
+  const auto expected_d = torch::sqrt(
+      torch::clamp_min((out.embeddings_a - out.embeddings_b).pow(2).sum(1, true), 1e-7));
+  CHECK(torch::allclose(out.distances, expected_d));
+  CHECK(torch::allclose(out.probabilities, torch::sigmoid(-1.5 * expected_d + 0.5)));
+
+  const auto results = net.verify_batch(a, b);
+  REQUIRE(results.size() == 4);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    CHECK(results[i].distance == Approx(expected_d[i][0].item<double>()));
+    CHECK(results[i].same == (results[i].probability >= 0.5));
+  }
+}
+
+TEST_CASE("verify: one pair, a threshold on probability, and shape errors", "[net][errors]") {
+  fixtures::TempDir dir;
+  auto net = siamese::load_face_verifier(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
+  const auto a = fixtures::random_images(1, 1)[0];
+  const auto b = fixtures::random_images(1, 2)[0];
+  const auto same = net.verify(a, a);
+  CHECK(same.same);
+  CHECK(same.probability > 0.99);
+  const auto result = net.verify(a, b);
+  CHECK(result.distance > same.distance);
+  CHECK(result.probability < same.probability);
+
+  net.set_decision_threshold(std::nextafter(result.probability, 1.0));
+  CHECK_FALSE(net.verify(a, b).same);
+  net.set_decision_threshold(result.probability);
+  CHECK(net.verify(a, b).same);
+  CHECK_THROWS_AS(net.set_decision_threshold(1.0), siamese::Error);
+
+  CHECK_THROWS_AS(net.verify(fixtures::random_images(2), fixtures::random_images(2)),
+                  siamese::ShapeError);
+  CHECK_THROWS_WITH(net.forward(fixtures::random_images(2), fixtures::random_images(3)),
+                    Catch::Contains("[2, 3, 8, 8]") && Catch::Contains("[3, 3, 8, 8]"));
+}
+
+TEST_CASE("load_face_verifier centres the head on the metadata's threshold", "[net]") {
+  fixtures::TempDir dir;
+  auto meta = fixtures::tiny_metadata();
+  meta.distance_threshold = 0.9;
+  siamese::save_backbone(fixtures::tiny_embedder(), dir / "t.pt", meta);
+  auto net = siamese::load_face_verifier(dir / "t.pt", fixtures::cpu_options());
+  CHECK(net.head()->distance_at(0.5) == Approx(0.9));
+}
