@@ -4,16 +4,17 @@
 // tools/setup_models.sh converts into models/), embeds both photos with ONE shared network,
 // and prints the Euclidean distance, the head's probability and the verdict.
 //
-// Models needed: a backbone file. The photos are resized to the model's input size as they
-// are, so they should be face crops.
+// Models needed: a backbone file, and OpenCV's Haar cascade (Debian's opencv-data) to find the
+// face in each photo. With --cropped, the photos are taken as face crops and only resized.
 //
-// Usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--device auto|cpu|cuda[:N]]
+// Usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--device auto|cpu|cuda[:N]]
 
 #include <siamese/siamese.hpp>
 
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,12 +25,15 @@ struct Arguments {
   std::string image_a;
   std::string image_b;
   std::string device = "auto";
+  bool cropped = false;
 };
 
 constexpr const char* usage =
-    "usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--device auto|cpu|cuda[:N]]\n"
-    "  Prints the distance between the two faces, the probability that they are the same\n"
-    "  person, and the verdict. Exit code 0 on success, 2 on bad arguments, 1 on errors.\n";
+    "usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--device auto|cpu|cuda[:N]]\n"
+    "  Finds the largest face in each photo and prints the distance between the two faces,\n"
+    "  the probability that they are the same person, and the verdict.\n"
+    "  --cropped   the images are face crops already: skip detection\n"
+    "  Exit code 0 on success, 2 on bad arguments, 1 on errors (3 when no face is found).\n";
 
 Arguments parse_arguments(int argc, char** argv) {
   std::vector<std::string> positional;
@@ -38,6 +42,8 @@ Arguments parse_arguments(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--device" && i + 1 < argc) {
       args.device = argv[++i];
+    } else if (arg == "--cropped") {
+      args.cropped = true;
     } else if (arg == "-h" || arg == "--help") {
       std::cout << usage;
       std::exit(0);
@@ -72,9 +78,14 @@ int main(int argc, char** argv) {
     options.device = siamese::Device::parse(args.device);
     const auto net = siamese::load_face_verifier(args.model, options);
     const auto& spec = net.backbone().input_spec();
-    const auto a = siamese::to_input_tensor(siamese::read_image(args.image_a), spec);
-    const auto b = siamese::to_input_tensor(siamese::read_image(args.image_b), spec);
-    const auto result = net.verify(a, b);
+    std::optional<siamese::HaarFaceDetector> detector;
+    if (!args.cropped) detector.emplace();
+    auto face_tensor = [&](const std::string& file) {
+      const auto image = siamese::read_image(file);
+      return siamese::to_input_tensor(
+          detector ? siamese::find_and_crop_face(*detector, image, file) : image, spec);
+    };
+    const auto result = net.verify(face_tensor(args.image_a), face_tensor(args.image_b));
 
     std::cout << std::fixed << std::setprecision(4)
               << "model:       " << net.backbone().metadata().name << " ("
@@ -85,6 +96,9 @@ int main(int argc, char** argv) {
               << "probability: " << result.probability << '\n'
               << "verdict:     " << (result.same ? "same person" : "different people") << '\n';
     return 0;
+  } catch (const siamese::NoFaceFound& e) {
+    std::cerr << "verify_pair: " << e.what() << " (use --cropped for face crops)\n";
+    return 3;
   } catch (const std::exception& e) {
     std::cerr << "verify_pair: " << e.what() << '\n';
     return 1;

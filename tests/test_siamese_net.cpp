@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <iostream>
+#include <sstream>
 
 using Approx = Catch::Detail::Approx;
 using siamese::TorchScriptBackbone;
@@ -115,4 +117,23 @@ TEST_CASE("load_face_verifier centres the head on the metadata's threshold", "[n
   siamese::save_backbone(fixtures::tiny_embedder(), dir / "t.pt", meta);
   auto net = siamese::load_face_verifier(dir / "t.pt", fixtures::cpu_options());
   CHECK(net.head()->distance_at(0.5) == Approx(0.9));
+}
+
+TEST_CASE("Random-weight backbones are announced loudly, once", "[net]") {
+  fixtures::TempDir dir;
+  auto meta = fixtures::tiny_metadata();
+  meta.name = "random-for-warning-test";
+  meta.pretrained = false;
+  siamese::save_backbone(fixtures::tiny_embedder(), dir / "random.pt", meta);
+  siamese::FaceVerifier net(TorchScriptBackbone(dir / "random.pt", fixtures::cpu_options()));
+
+  std::ostringstream captured;
+  auto* old = std::cerr.rdbuf(captured.rdbuf());
+  const auto image = fixtures::random_images(1)[0];
+  net.verify(image, image);
+  net.verify(image, image);
+  std::cerr.rdbuf(old);
+  const auto text = captured.str();
+  CHECK_THAT(text, Catch::Contains("RANDOM") && Catch::Contains("random-for-warning-test"));
+  CHECK(text.find("RANDOM") == text.rfind("RANDOM"));  // once
 }

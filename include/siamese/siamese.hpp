@@ -2,6 +2,7 @@
 
 // The umbrella header: everything public in one include.
 #include <siamese/backbone.hpp>
+#include <siamese/detect.hpp>
 #include <siamese/device.hpp>
 #include <siamese/distance.hpp>
 #include <siamese/errors.hpp>
