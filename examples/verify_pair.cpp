@@ -1,20 +1,27 @@
 // verify_pair: are the faces in two photos the same person?
 //
-// Loads a TorchScript backbone with its siamese.json metadata (for instance the face model that
-// tools/setup_models.sh converts into models/), embeds both photos with ONE shared network,
-// and prints the Euclidean distance, the head's probability and the verdict.
+// Finds the largest face in each photo (face-api's tiny face detector, or OpenCV's Haar
+// cascade), aligns it with 68 landmarks onto the dlib chip template, embeds both chips with
+// ONE shared backbone, and prints the Euclidean distance, the head's probability and the
+// verdict. --show draws both faces, their boxes and landmarks, and the answer into a PNG.
 //
-// Models needed: a backbone file, and OpenCV's Haar cascade (Debian's opencv-data) to find the
-// face in each photo. With --cropped, the photos are taken as face crops and only resized.
+// Models needed: a backbone file (models/faceapi_recognition.pt from tools/setup-models.sh).
+// The detector and landmark models are taken from the backbone's folder when present
+// (faceapi_tiny_detector.pt, faceapi_landmarks68.pt); without them the Haar cascade of
+// Debian's opencv-data finds faces and chips are plain crops around its box.
 //
-// Usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--device auto|cpu|cuda[:N]]
+// Usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--detector tiny|haar]
+//                    [--show OUT.png] [--device auto|cpu|cuda[:N]]
 
 #include <siamese/siamese.hpp>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
-#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -25,30 +32,43 @@ struct Arguments {
   std::string image_a;
   std::string image_b;
   std::string device = "auto";
+  std::string detector = "tiny";
+  std::string show;
   bool cropped = false;
 };
 
 constexpr const char* usage =
-    "usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--device auto|cpu|cuda[:N]]\n"
-    "  Finds the largest face in each photo and prints the distance between the two faces,\n"
-    "  the probability that they are the same person, and the verdict.\n"
-    "  --cropped   the images are face crops already: skip detection\n"
-    "  Exit code 0 on success, 2 on bad arguments, 1 on errors (3 when no face is found).\n";
+    "usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--detector tiny|haar]\n"
+    "                   [--show OUT.png] [--device auto|cpu|cuda[:N]]\n"
+    "  Finds and aligns the largest face in each photo and prints the distance between the\n"
+    "  two faces, the probability that they are the same person, and the verdict.\n"
+    "  --cropped    the photos are aligned face crops already (LFW-style): centre crop only\n"
+    "  --detector   tiny (face-api, default when its model is beside MODEL) or haar (OpenCV)\n"
+    "  --show       write a picture of both faces, boxes, landmarks and the verdict\n"
+    "  Exit code 0 on success, 2 on bad arguments, 3 when no face is found, 1 on other errors.\n";
 
 Arguments parse_arguments(int argc, char** argv) {
   std::vector<std::string> positional;
   Arguments args;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--device" && i + 1 < argc) {
+    const bool has_value = i + 1 < argc;
+    if (arg == "--device" && has_value) {
       args.device = argv[++i];
+    } else if (arg == "--detector" && has_value) {
+      args.detector = argv[++i];
+      if (args.detector != "tiny" && args.detector != "haar") {
+        throw std::invalid_argument("--detector must be tiny or haar, got '" + args.detector + "'");
+      }
+    } else if (arg == "--show" && has_value) {
+      args.show = argv[++i];
     } else if (arg == "--cropped") {
       args.cropped = true;
     } else if (arg == "-h" || arg == "--help") {
       std::cout << usage;
       std::exit(0);
     } else if (!arg.empty() && arg[0] == '-') {
-      throw std::invalid_argument("unknown option '" + arg + "'");
+      throw std::invalid_argument("unknown option or missing value: '" + arg + "'");
     } else {
       positional.push_back(arg);
     }
@@ -61,6 +81,56 @@ Arguments parse_arguments(int argc, char** argv) {
   args.image_a = positional[1];
   args.image_b = positional[2];
   return args;
+}
+
+siamese::FacePipeline make_pipeline(const Arguments& args, int chip_size, siamese::Device device) {
+  const auto dir = std::filesystem::path(args.model).parent_path();
+  siamese::FacePipelineOptions options;
+  options.chip_size = chip_size;
+  if (args.detector == "haar") {
+    std::unique_ptr<siamese::LandmarkDetector68> landmarks;
+    if (std::filesystem::exists(dir / "faceapi_landmarks68.pt")) {
+      landmarks = std::make_unique<siamese::LandmarkDetector68>(dir / "faceapi_landmarks68.pt", device);
+    }
+    return siamese::FacePipeline(std::make_unique<siamese::HaarFaceDetector>(), std::move(landmarks), options);
+  }
+  return siamese::FacePipeline::from_models(dir, options, device);
+}
+
+// One panel: the photo scaled to `height` with box and landmarks, the aligned chip beside it.
+cv::Mat draw_panel(const cv::Mat& photo, const siamese::AlignedFace& face, int height) {
+  const double scale = static_cast<double>(height) / photo.rows;
+  cv::Mat shown;
+  cv::resize(photo, shown, cv::Size(std::max(1, static_cast<int>(photo.cols * scale)), height), 0, 0, cv::INTER_AREA);
+  const auto& b = face.detection.box;
+  cv::rectangle(shown, cv::Rect(cv::Point(b.x * scale, b.y * scale), cv::Size(b.width * scale, b.height * scale)),
+                cv::Scalar(0, 255, 0), 2);
+  for (const auto& p : face.landmarks) cv::circle(shown, p * scale, 2, cv::Scalar(255, 0, 0), cv::FILLED);
+  cv::Mat chip;
+  cv::resize(face.chip, chip, cv::Size(height / 2, height / 2));
+  cv::Mat panel(height, shown.cols + chip.cols, CV_8UC3, cv::Scalar::all(30));
+  shown.copyTo(panel(cv::Rect(0, 0, shown.cols, height)));
+  chip.copyTo(panel(cv::Rect(shown.cols, 0, chip.cols, chip.rows)));
+  return panel;
+}
+
+void save_picture(const std::string& file, const cv::Mat& photo_a, const siamese::AlignedFace& a,
+                  const cv::Mat& photo_b, const siamese::AlignedFace& b, const siamese::VerifyResult& r) {
+  constexpr int height = 360;
+  const cv::Mat left = draw_panel(photo_a, a, height);
+  const cv::Mat right = draw_panel(photo_b, b, height);
+  constexpr int footer = 60;
+  cv::Mat canvas(height + footer, left.cols + right.cols + 10, CV_8UC3, cv::Scalar::all(255));
+  left.copyTo(canvas(cv::Rect(0, 0, left.cols, height)));
+  right.copyTo(canvas(cv::Rect(left.cols + 10, 0, right.cols, height)));
+  std::ostringstream text;
+  text << std::fixed << std::setprecision(3) << (r.same ? "SAME PERSON" : "DIFFERENT PEOPLE")
+       << "   distance " << r.distance << "   probability " << r.probability;
+  const cv::Scalar colour = r.same ? cv::Scalar(0, 140, 0) : cv::Scalar(200, 0, 0);
+  cv::putText(canvas, text.str(), cv::Point(10, height + 40), cv::FONT_HERSHEY_SIMPLEX, 0.8, colour, 2);
+  cv::Mat bgr;
+  cv::cvtColor(canvas, bgr, cv::COLOR_RGB2BGR);
+  if (!cv::imwrite(file, bgr)) throw siamese::FileError("cannot write picture '" + file + "'");
 }
 
 }  // namespace
@@ -78,23 +148,36 @@ int main(int argc, char** argv) {
     options.device = siamese::Device::parse(args.device);
     const auto net = siamese::load_face_verifier(args.model, options);
     const auto& spec = net.backbone().input_spec();
-    std::optional<siamese::HaarFaceDetector> detector;
-    if (!args.cropped) detector.emplace();
-    auto face_tensor = [&](const std::string& file) {
-      const auto image = siamese::read_image(file);
-      return siamese::to_input_tensor(
-          detector ? siamese::find_and_crop_face(*detector, image, file) : image, spec);
+    std::optional<siamese::FacePipeline> pipeline;
+    if (!args.cropped) pipeline.emplace(make_pipeline(args, spec.height, options.device));
+
+    auto find_face = [&](const cv::Mat& photo, const std::string& file) {
+      if (pipeline) return pipeline->align(photo, file);
+      siamese::AlignedFace face;
+      face.chip = siamese::center_crop(photo, 1.0);
+      face.detection.box = cv::Rect2f(0, 0, photo.cols, photo.rows);
+      return face;
     };
-    const auto result = net.verify(face_tensor(args.image_a), face_tensor(args.image_b));
+    const cv::Mat photo_a = siamese::read_image(args.image_a);
+    const cv::Mat photo_b = siamese::read_image(args.image_b);
+    const auto face_a = find_face(photo_a, args.image_a);
+    const auto face_b = find_face(photo_b, args.image_b);
+    const auto result = net.verify(siamese::to_input_tensor(face_a.chip, spec),
+                                   siamese::to_input_tensor(face_b.chip, spec));
 
     std::cout << std::fixed << std::setprecision(4)
               << "model:       " << net.backbone().metadata().name << " ("
               << (net.backbone().metadata().pretrained ? "pretrained" : "RANDOM weights")
               << ", device " << options.device.str() << ", " << torch::get_num_threads()
               << " threads)\n"
+              << "faces:       " << (pipeline ? (pipeline->uses_landmarks() ? "detected, aligned by 68 landmarks" : "detected, box crop") : "given as crops") << '\n'
               << "distance:    " << result.distance << '\n'
               << "probability: " << result.probability << '\n'
               << "verdict:     " << (result.same ? "same person" : "different people") << '\n';
+    if (!args.show.empty()) {
+      save_picture(args.show, photo_a, face_a, photo_b, face_b, result);
+      std::cout << "picture:     " << args.show << '\n';
+    }
     return 0;
   } catch (const siamese::NoFaceFound& e) {
     std::cerr << "verify_pair: " << e.what() << " (use --cropped for face crops)\n";

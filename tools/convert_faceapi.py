@@ -1,6 +1,15 @@
 #!/usr/bin/python3
-"""Converts the face recognition network of the npm package @vladmandic/face-api to TorchScript.
+"""Converts three networks of the npm package @vladmandic/face-api to TorchScript:
 
+  faceapi_recognition.pt   face descriptor, [N,3,150,150] -> [N,128]
+  faceapi_landmarks68.pt   68 landmarks, [N,3,112,112] -> [N,136] (x0,y0,x1,...; 0..1 of the input)
+  faceapi_tiny_detector.pt tiny face detector, [N,3,416,416] -> [N,25,13,13]
+                           (5 anchors x (x, y, w, h, score) per grid cell, before sigmoid/exp)
+
+Each architecture follows the package's src/ exactly; the notes below are about the
+recognition network, the others are described at their classes.
+
+Recognition:
 The network is the dlib face-recognition ResNet (150x150 RGB in, 128-d descriptor out), as
 face-api's src/faceRecognitionNet/ runs it: each conv is conv + bias, a per-channel scale
 layer (multiply, add) and ReLU; stride-2 convs use 'valid' padding, stride-1 3x3 convs 'same'
@@ -10,7 +19,7 @@ appended, and zero-pad the conv branch by one row (bottom) and column (right) wh
 Input normalisation lives in the metadata, not the network: face-api 1.7.15 feeds
 `(RGB - [122.782, 117.001, 104.298]) / 255`.
 
-Usage: convert_faceapi.py PACKAGE_DIR OUT.pt
+Usage: convert_faceapi.py PACKAGE_DIR OUT_DIR
   PACKAGE_DIR is the unpacked npm package (the folder holding model/ and package.json).
 """
 import argparse
@@ -36,6 +45,130 @@ def _filters(weights, name):
 
 def _vector(weights, name):
     return torch.from_numpy(weights[name].copy())
+
+
+def tf_same_pad(x, kernel: int, stride: int, value: float = 0.0):
+    """TensorFlow's 'same' padding: the odd pixel goes to the bottom and right. PyTorch's
+    symmetric padding gives the same output size and different values at stride 2."""
+    height, width = x.shape[2], x.shape[3]
+    pad_h = max(((height + stride - 1) // stride - 1) * stride + kernel - height, 0)
+    pad_w = max(((width + stride - 1) // stride - 1) * stride + kernel - width, 0)
+    return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2], value=value)
+
+
+def tf_leaky(x):
+    """face-api's leaky ReLU, relu(x - 0.1x) + 0.1x, written as it is for identical rounding."""
+    small = x * 0.10000000149011612
+    return F.relu(x - small) + small
+
+
+class SeparableConv(torch.nn.Module):
+    """TensorFlow separableConv2d (depthwise k x k at `stride`, then pointwise 1x1) + bias.
+    `same` selects TF 'same' padding; otherwise the input is padded by 1 on every side and
+    the convolution is 'valid', as tinyYolov2's depthwiseSeparableConv does."""
+
+    def __init__(self, weights, prefix, stride: int, tf_same: bool):
+        super().__init__()
+        depthwise = torch.from_numpy(weights[f"{prefix}/depthwise_filter"].copy())
+        pointwise = torch.from_numpy(weights[f"{prefix}/pointwise_filter"].copy())
+        channels = depthwise.shape[2]
+        self.depthwise = torch.nn.Conv2d(channels, channels, depthwise.shape[0], stride,
+                                         groups=channels, bias=False)
+        self.pointwise = torch.nn.Conv2d(channels, pointwise.shape[3], 1)
+        with torch.no_grad():
+            self.depthwise.weight.copy_(depthwise.permute(2, 3, 0, 1))
+            self.pointwise.weight.copy_(pointwise.permute(3, 2, 0, 1))
+            self.pointwise.bias.copy_(_vector(weights, f"{prefix}/bias"))
+        self.kernel = depthwise.shape[0]
+        self.stride = stride
+        self.tf_same = tf_same
+
+    def forward(self, x):
+        if self.tf_same:
+            x = tf_same_pad(x, self.kernel, self.stride)
+        else:
+            x = F.pad(x, [1, 1, 1, 1])
+        return self.pointwise(self.depthwise(x))
+
+
+class PlainConv(torch.nn.Module):
+    """TensorFlow conv2d + bias, 'same' (TF rule) or 'valid'."""
+
+    def __init__(self, weights, prefix, stride: int, tf_same: bool):
+        super().__init__()
+        filters = _filters(weights, f"{prefix}/filters")
+        self.conv = torch.nn.Conv2d(filters.shape[1], filters.shape[0], filters.shape[2], stride)
+        with torch.no_grad():
+            self.conv.weight.copy_(filters)
+            self.conv.bias.copy_(_vector(weights, f"{prefix}/bias"))
+        self.kernel = filters.shape[2]
+        self.stride = stride
+        self.tf_same = tf_same
+
+    def forward(self, x):
+        if self.tf_same:
+            x = tf_same_pad(x, self.kernel, self.stride)
+        return self.conv(x)
+
+
+class DenseBlock4(torch.nn.Module):
+    """faceFeatureExtractor/denseBlock.ts denseBlock4 with isScaleDown: four convs whose
+    outputs are summed densely, the first at stride 2."""
+
+    def __init__(self, weights, prefix, first: bool):
+        super().__init__()
+        if first:
+            self.conv0 = PlainConv(weights, f"{prefix}/conv0", 2, True)
+        else:
+            self.conv0 = SeparableConv(weights, f"{prefix}/conv0", 2, True)
+        self.conv1 = SeparableConv(weights, f"{prefix}/conv1", 1, True)
+        self.conv2 = SeparableConv(weights, f"{prefix}/conv2", 1, True)
+        self.conv3 = SeparableConv(weights, f"{prefix}/conv3", 1, True)
+
+    def forward(self, x):
+        out1 = F.relu(self.conv0(x))
+        out2 = self.conv1(out1)
+        out3 = self.conv2(F.relu(out1 + out2))
+        out4 = self.conv3(F.relu(out1 + (out2 + out3)))
+        return F.relu(out1 + (out2 + (out3 + out4)))
+
+
+class FaceLandmark68Net(torch.nn.Module):
+    """faceLandmarkNet/FaceLandmark68Net.ts: four dense blocks (112 -> 7), 7x7/2 average pool,
+    fc 256 -> 136. Output: 68 (x, y) pairs relative to the 112x112 input."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.blocks = torch.nn.Sequential(*[DenseBlock4(weights, f"dense{i}", i == 0) for i in range(4)])
+        fc = torch.from_numpy(weights["fc/weights"].copy())
+        self.fc = torch.nn.Linear(fc.shape[0], fc.shape[1])
+        with torch.no_grad():
+            self.fc.weight.copy_(fc.t())
+            self.fc.bias.copy_(_vector(weights, "fc/bias"))
+
+    def forward(self, x):
+        y = F.avg_pool2d(self.blocks(x), 7, 2)
+        return self.fc(y.flatten(1))
+
+
+class TinyFaceDetectorNet(torch.nn.Module):
+    """tinyYolov2/TinyYolov2Base.ts runMobilenet with the tiny face detector's config: a 3x3
+    'valid' conv, five separable convs with 2x2 max pools ('same', padded with -inf), a 1x1
+    conv to 5 anchors x 5 values. Leaky ReLU 0.1 after every conv but the last."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.conv0 = PlainConv(weights, "conv0", 1, False)
+        self.convs = torch.nn.ModuleList([SeparableConv(weights, f"conv{i}", 1, False) for i in range(1, 6)])
+        self.conv8 = PlainConv(weights, "conv8", 1, False)
+
+    def forward(self, x):
+        y = tf_leaky(self.conv0(x))
+        for i, conv in enumerate(self.convs):
+            y = F.max_pool2d(tf_same_pad(y, 2, 2, float("-inf")), 2, 2)
+            y = tf_leaky(conv(y))
+        y = F.max_pool2d(tf_same_pad(y, 2, 1, float("-inf")), 2, 1)
+        return self.conv8(y)
 
 
 class ConvScale(torch.nn.Module):
@@ -108,38 +241,53 @@ class FaceRecognitionNet(torch.nn.Module):
         return self.fc(y.mean([2, 3]))
 
 
-def convert(package_dir, out_path):
+def _save(net, side, out_path, **fields):
+    net = net.eval()
+    example = torch.zeros(1, 3, side, side)
+    meta = siamese_metadata.metadata(height=side, width=side, scale=1.0, std=(255.0, 255.0, 255.0),
+                                     pretrained=True,
+                                     multiply_adds=siamese_metadata.count_multiply_adds(net, example),
+                                     **fields)
+    siamese_metadata.save(torch.jit.script(net), out_path, meta)
+    print(f"wrote {out_path}: {meta['name']}, {meta['multiply_adds'] / 1e9:.3f} GMAC per image")
+
+
+def convert(package_dir, out_dir):
     package_dir = pathlib.Path(package_dir)
+    out_dir = pathlib.Path(out_dir)
     version = json.loads((package_dir / "package.json").read_text())["version"]
-    weights = tfjs_weights.read_weights(package_dir / "model" / "face_recognition_model-weights_manifest.json")
-    net = FaceRecognitionNet(weights).eval()
-    example = torch.zeros(1, 3, INPUT_SIDE, INPUT_SIDE)
-    meta = siamese_metadata.metadata(
-        name="faceapi-dlib-resnet-128",
-        architecture="dlib_resnet29",
-        height=INPUT_SIDE, width=INPUT_SIDE,
-        scale=1.0, mean=MEAN_RGB, std=(255.0, 255.0, 255.0),
-        embedding_size=128,
-        pretrained=True,
-        weights=f"@vladmandic/face-api@{version} model/face_recognition_model "
-                "(uint8-quantized port of Davis King's dlib_face_recognition_resnet_model_v1)",
-        license="MIT (face-api package); weights public domain (dlib model by Davis King)",
-        distance_threshold=0.6,
-        alignment="dlib-150",
-        multiply_adds=siamese_metadata.count_multiply_adds(net, example),
-    )
-    scripted = torch.jit.script(net)
-    siamese_metadata.save(scripted, out_path, meta)
-    return meta
+    source = f"@vladmandic/face-api@{version} model/"
+    license = "MIT (face-api package)"
+
+    def weights(model):
+        return tfjs_weights.read_weights(package_dir / "model" / f"{model}-weights_manifest.json")
+
+    _save(FaceRecognitionNet(weights("face_recognition_model")), INPUT_SIDE,
+          out_dir / "faceapi_recognition.pt",
+          name="faceapi-dlib-resnet-128", architecture="dlib_resnet29",
+          mean=MEAN_RGB, embedding_size=128,
+          weights=source + "face_recognition_model (uint8-quantized port of Davis King's "
+                           "dlib_face_recognition_resnet_model_v1)",
+          license=license + "; weights public domain (dlib model by Davis King)",
+          distance_threshold=0.6, alignment="dlib-150")
+    _save(FaceLandmark68Net(weights("face_landmark_68_model")), 112,
+          out_dir / "faceapi_landmarks68.pt",
+          name="faceapi-landmarks68", architecture="faceapi_landmark68",
+          mean=MEAN_RGB, embedding_size=136,
+          weights=source + "face_landmark_68_model", license=license)
+    _save(TinyFaceDetectorNet(weights("tiny_face_detector_model")), 416,
+          out_dir / "faceapi_tiny_detector.pt",
+          name="faceapi-tiny-face-detector", architecture="faceapi_tiny_yolov2",
+          mean=(117.001, 114.697, 97.404), embedding_size=25,
+          weights=source + "tiny_face_detector_model", license=license)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("package_dir")
-    parser.add_argument("out")
+    parser.add_argument("out_dir")
     args = parser.parse_args()
-    meta = convert(args.package_dir, args.out)
-    print(f"wrote {args.out}: {meta['name']}, {meta['multiply_adds'] / 1e9:.2f} GMAC per image")
+    convert(args.package_dir, args.out_dir)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-// Computes reference face descriptors with the JavaScript library itself, for the golden test
-// of the converted network (tests/test_faceapi.cpp reads the output).
+// Computes reference outputs with the JavaScript library itself, for the golden tests of the
+// converted networks (tests/test_models.cpp reads the output): face descriptors of the
+// recognition net, raw outputs of the 68-point landmark net and of the tiny face detector.
 //
 // Setup (pure JS, no native downloads):
 //   npm install @vladmandic/face-api@1.7.15 @tensorflow/tfjs@4.22.0 @tensorflow/tfjs-backend-wasm@4.22.0
 // Usage: node tools/faceapi_golden.mjs NODE_MODULES_DIR > tests/data/faceapi_golden.json
 //
-// Inputs are synthetic 150x150 RGB images defined by a formula (goldenPixel below, repeated
+// Inputs are synthetic RGB images (150x150, 112x112 and 416x416) defined by a formula (goldenPixel below, repeated
 // in the C++ test), fed as raw float NHWC pixels so that no resizing enters the comparison.
 import { createRequire } from 'module';
 import fs from 'fs';
@@ -29,31 +30,49 @@ await tf.setBackend('cpu');
 await tf.ready();
 
 const modelDir = path.join(modules, '@vladmandic/face-api/model');
-const manifest = JSON.parse(fs.readFileSync(path.join(modelDir, 'face_recognition_model-weights_manifest.json')));
-const specs = manifest.flatMap((group) => group.weights);
-const buffers = manifest.flatMap((group) => group.paths.map((p) => fs.readFileSync(path.join(modelDir, p))));
-const data = Buffer.concat(buffers);
-const weightMap = tf.io.decodeWeights(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength), specs);
-const net = new faceapi.FaceRecognitionNet();
-net.loadFromWeightMap(weightMap);
+function loadNet(net, model) {
+  const manifest = JSON.parse(fs.readFileSync(path.join(modelDir, `${model}-weights_manifest.json`)));
+  const specs = manifest.flatMap((group) => group.weights);
+  const data = Buffer.concat(manifest.flatMap((group) => group.paths.map((p) => fs.readFileSync(path.join(modelDir, p)))));
+  net.loadFromWeightMap(tf.io.decodeWeights(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength), specs));
+  return net;
+}
 
-const pixels = new Float32Array(IMAGES * SIDE * SIDE * 3);
-let i = 0;
-for (let s = 0; s < IMAGES; s++) {
-  for (let y = 0; y < SIDE; y++) {
-    for (let x = 0; x < SIDE; x++) {
+function goldenImage(s, side) {
+  const pixels = new Float32Array(side * side * 3);
+  let i = 0;
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
       for (let c = 0; c < 3; c++) pixels[i++] = goldenPixel(s, y, x, c);
     }
   }
+  return tf.tensor4d(pixels, [1, side, side, 3]);
 }
+
+async function rawOutput(side, run) {
+  const image = goldenImage(0, side);
+  const output = run(await faceapi.toNetInput(image));
+  const values = Array.from(await output.data());
+  image.dispose();
+  output.dispose();
+  return values;
+}
+
+const recognition = loadNet(new faceapi.FaceRecognitionNet(), 'face_recognition_model');
 const descriptors = [];
 for (let s = 0; s < IMAGES; s++) {
-  const image = tf.tensor3d(pixels.subarray(s * SIDE * SIDE * 3, (s + 1) * SIDE * SIDE * 3), [SIDE, SIDE, 3]);
-  descriptors.push(Array.from(await net.computeFaceDescriptor(image)));
+  const image = goldenImage(s, SIDE);
+  descriptors.push(Array.from(await recognition.computeFaceDescriptor(image.squeeze([0]))));
   image.dispose();
 }
+const landmarks = loadNet(new faceapi.FaceLandmark68Net(), 'face_landmark_68_model');
+const detector = loadNet(new faceapi.TinyFaceDetector(), 'tiny_face_detector_model');
 console.log(JSON.stringify({
-  source: '@vladmandic/face-api@1.7.15 FaceRecognitionNet, @tensorflow/tfjs@4.22.0 cpu backend',
+  source: '@vladmandic/face-api@1.7.15, @tensorflow/tfjs@4.22.0 cpu backend',
   side: SIDE,
   descriptors,
+  // Raw network outputs for goldenImage(0, side): landmarks [136] (x, y interleaved, 0..1 of
+  // the input); detector [13, 13, 25] flattened in NHWC order (TensorFlow's layout).
+  landmarks: { side: 112, output: await rawOutput(112, (input) => landmarks.runNet(input)) },
+  tiny_detector: { side: 416, output: await rawOutput(416, (input) => detector.forwardInput(input, 416)) },
 }));

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fetches and converts the models into models/ (git-ignored), where the examples look first:
 #   models/faceapi_recognition.pt  the face-trained default (dlib ResNet via @vladmandic/face-api)
+#   models/faceapi_landmarks68.pt   68-point face landmarks (same package)
+#   models/faceapi_tiny_detector.pt tiny face detector (same package)
 #   models/inception_v3.pt         InceptionV3 at 299x299: ImageNet weights when available
 #                                  (SIAMESE_INCEPTION_WEIGHTS=PATH or torchvision's cache),
 #                                  else RANDOM weights, marked pretrained: false
@@ -17,7 +19,10 @@ cache=.cache/npm
 python=/usr/bin/python3
 mkdir -p models "$cache"
 
-if [ ! -f models/faceapi_recognition.pt ]; then
+faceapi_models=(faceapi_recognition.pt faceapi_landmarks68.pt faceapi_tiny_detector.pt)
+missing=0
+for m in "${faceapi_models[@]}"; do [ -f "models/$m" ] || missing=1; done
+if ((missing)); then
   if [ ! -f "$cache/$tarball" ]; then
     echo "setup-models: fetching $package@$version with npm pack"
     if ! (cd "$cache" && npm pack --silent "$package@$version" >/dev/null); then
@@ -33,8 +38,11 @@ if [ ! -f models/faceapi_recognition.pt ]; then
   unpacked=.cache/faceapi-$version
   rm -rf "$unpacked" && mkdir -p "$unpacked"
   tar -xzf "$cache/$tarball" -C "$unpacked" --strip-components=1 package/model package/package.json
-  $python tools/convert_faceapi.py "$unpacked" models/faceapi_recognition.pt.tmp
-  mv models/faceapi_recognition.pt.tmp models/faceapi_recognition.pt
+  staging=models/.faceapi-staging
+  rm -rf "$staging" && mkdir -p "$staging"
+  $python tools/convert_faceapi.py "$unpacked" "$staging"
+  for m in "${faceapi_models[@]}"; do mv "$staging/$m" "models/$m"; done
+  rmdir "$staging"
 fi
 
 if [ ! -f models/inception_v3.pt ]; then

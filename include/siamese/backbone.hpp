@@ -1,6 +1,7 @@
 #pragma once
 
 #include <siamese/detail/format.hpp>
+#include <siamese/detail/torchscript.hpp>
 #include <siamese/device.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/metadata.hpp>
@@ -55,25 +56,11 @@ class TorchScriptBackbone {
   explicit TorchScriptBackbone(const std::filesystem::path& file, BackboneOptions options = {})
       : file_(file.string()), device_(options.device) {
     detail::apply_default_threads();
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(file, ec)) {
-      throw FileError("backbone file '" + file_ + "' does not exist or is not a regular file");
-    }
-    if (std::filesystem::file_size(file, ec) == 0) {
-      throw FileError("backbone file '" + file_ + "' is empty");
-    }
-    torch::jit::ExtraFilesMap extra{{metadata_file_name, ""}};
-    try {
-      module_ = torch::jit::load(file_, device_.torch_device(), extra);
-    } catch (const std::exception& e) {
-      throw ModelError("cannot load '" + file_ + "' as a TorchScript archive: " +
-                       error_summary(e.what()));
-    }
-    module_.eval();
-
-    const std::string& json = extra[metadata_file_name];
-    if (!json.empty()) {
-      metadata_ = parse_metadata(json, file_);
+    auto loaded = detail::load_module(file_, device_);
+    module_ = loaded.module;
+    has_metadata_file_ = loaded.metadata.has_value();
+    if (loaded.metadata) {
+      metadata_ = *loaded.metadata;
     } else if (!options.input_spec) {
       throw MetadataError("'" + file_ + "' has no " + metadata_file_name +
                           " inside; pass BackboneOptions::input_spec to load it");
@@ -81,13 +68,17 @@ class TorchScriptBackbone {
       metadata_.name = std::filesystem::path(file_).stem().string();
       metadata_.weights = "unknown (file without metadata)";
     }
-    has_metadata_file_ = !json.empty();
     if (options.input_spec) {
       detail::validate_input_spec(*options.input_spec, "input spec given for '" + file_ + "'");
       metadata_.input = *options.input_spec;
     }
     check_with_probe();
-    if (options.optimize) optimize_module();
+    if (options.optimize) {
+      if (auto optimized = detail::optimized_for_inference(module_)) {
+        module_ = *optimized;
+        optimized_ = true;
+      }
+    }
   }
 
   /// Embeds a batch of images.
@@ -116,17 +107,6 @@ class TorchScriptBackbone {
   const torch::jit::Module& module() const { return module_; }
 
  private:
-  // The useful line of a LibTorch error: the first for c10::Error (a backtrace follows), the
-  // last for errors raised inside TorchScript code (a script traceback comes first).
-  static std::string error_summary(const std::string& text) {
-    if (text.rfind("The following operation failed", 0) == 0) {
-      const auto end = text.find_last_not_of("\n ");
-      const auto start = text.rfind('\n', end);
-      return text.substr(start == std::string::npos ? 0 : start + 1, end - start);
-    }
-    return text.substr(0, text.find('\n'));
-  }
-
   void check_input(const torch::Tensor& images) const {
     const auto& spec = metadata_.input;
     if (!images.defined() || images.dim() != 4 || images.size(0) < 1 || images.size(1) != 3 ||
@@ -143,27 +123,11 @@ class TorchScriptBackbone {
 
   // Runs forward and checks the result. Requires inference or no-grad mode set by the caller.
   torch::Tensor run(const torch::Tensor& images) const {
-    torch::jit::IValue output;
-    try {
-      output = module_.forward({images});
-    } catch (const std::exception& e) {  // c10::Error, or JITException from scripted code
-      throw ModelError("forward of '" + file_ + "' failed on input " +
-                       detail::shape_string(images) + ": " + error_summary(e.what()));
-    }
-    if (!output.isTensor()) {
-      throw ModelError("forward of '" + file_ + "' returned " + output.tagKind() +
-                       ", not a tensor");
-    }
-    torch::Tensor embeddings = output.toTensor();
+    const auto embeddings = detail::run_module(module_, images, file_);
     if (embeddings.dim() != 2 || embeddings.size(0) != images.size(0)) {
       throw ModelError("'" + file_ + "' is not an embedding network: input " +
                        detail::shape_string(images) + " gave output " +
                        detail::shape_string(embeddings) + ", expected [N, D]");
-    }
-    if (embeddings.scalar_type() != torch::kFloat32) embeddings = embeddings.to(torch::kFloat32);
-    if (!torch::isfinite(embeddings).all().item<bool>()) {
-      throw NumericError("'" + file_ + "' produced NaN or infinite embeddings for input " +
-                         detail::shape_string(images));
     }
     return embeddings;
   }
@@ -180,17 +144,6 @@ class TorchScriptBackbone {
                           detail::shape_string(output) + " for " + detail::shape_string(probe));
     }
     metadata_.embedding_size = produced;
-  }
-
-  void optimize_module() {
-    try {
-      auto frozen = torch::jit::freeze(module_);
-      module_ = torch::jit::optimize_for_inference(frozen);
-      optimized_ = true;
-    } catch (const c10::Error&) {
-      // Some scripted modules cannot be frozen; they still run correctly unoptimised.
-      optimized_ = false;
-    }
   }
 
   std::string file_;

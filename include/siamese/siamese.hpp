@@ -1,13 +1,16 @@
 #pragma once
 
 // The umbrella header: everything public in one include.
+#include <siamese/align.hpp>
 #include <siamese/backbone.hpp>
 #include <siamese/detect.hpp>
 #include <siamese/device.hpp>
 #include <siamese/distance.hpp>
 #include <siamese/errors.hpp>
+#include <siamese/face.hpp>
 #include <siamese/head.hpp>
 #include <siamese/image.hpp>
+#include <siamese/landmarks.hpp>
 #include <siamese/metadata.hpp>
 #include <siamese/preprocess.hpp>
 #include <siamese/siamese_net.hpp>
