@@ -3,6 +3,7 @@
 #include "fixtures.hpp"
 
 #include <catch2/catch.hpp>
+#include <opencv2/imgproc.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -96,71 +97,186 @@ TEST_CASE("InceptionV3 export: C++ output equals Python output", "[models][incep
   }
 }
 
+namespace {
+
+std::filesystem::path shared_dir() { return std::string(SIAMESE_SHARED_DIR); }
+std::filesystem::path example_photo(const char* name) {
+  return std::filesystem::path(SIAMESE_SOURCE_DIR) / "examples" / "data" / name;
+}
+
+siamese::FacePipeline standard_pipeline(bool center_fallback = false) {
+  siamese::FacePipelineOptions options;
+  options.center_fallback = center_fallback;
+  return siamese::FacePipeline::from_models(env_path("SIAMESE_MODELS_DIR"), options);
+}
+
+torch::Tensor normalised(const torch::Tensor& raw, const siamese::InputSpec& spec) {
+  const auto mean = torch::tensor({spec.mean[0], spec.mean[1], spec.mean[2]}).view({3, 1, 1});
+  const auto stddev = torch::tensor({spec.std[0], spec.std[1], spec.std[2]}).view({3, 1, 1});
+  return ((raw * spec.scale - mean) / stddev).to(torch::kFloat32).unsqueeze(0);
+}
+
+}  // namespace
+
+TEST_CASE("Converted landmark and detector nets reproduce face-api.js outputs", "[models][faceapi]") {
+  std::ifstream in(std::string(SIAMESE_SOURCE_DIR) + "/tests/data/faceapi_golden.json");
+  const auto golden = nlohmann::json::parse(in);
+  const auto dir = env_path("SIAMESE_MODELS_DIR");
+  for (const auto& [file, key] : {std::pair{"faceapi_landmarks68.pt", "landmarks"},
+                                  std::pair{"faceapi_tiny_detector.pt", "tiny_detector"}}) {
+    auto loaded = siamese::detail::load_module((dir / file).string(), siamese::Device::cpu());
+    REQUIRE(loaded.metadata);
+    const int side = golden.at(key).at("side").get<int>();
+    const auto input = normalised(golden_pixels(0, side), loaded.metadata->input);
+    torch::NoGradGuard no_grad;
+    auto output = siamese::detail::run_module(loaded.module, input, file);
+    if (output.dim() == 4) output = output.permute({0, 2, 3, 1});  // NCHW -> TensorFlow's NHWC
+    const auto expected = torch::tensor(golden.at(key).at("output").get<std::vector<float>>());
+    const double diff = (output.flatten() - expected).abs().max().item<double>();
+    const double largest = expected.abs().max().item<double>();
+    std::cout << file << " vs face-api.js: max abs diff " << diff << " (largest value " << largest << ")\n";
+    CHECK(diff < 1e-3 * std::max(1.0, largest / 10.0));
+  }
+}
+
+TEST_CASE("The tiny face detector finds the faces in raw photos", "[models][detect]") {
+  siamese::TinyFaceDetector tiny(env_path("SIAMESE_MODELS_DIR") / "faceapi_tiny_detector.pt");
+  siamese::HaarFaceDetector haar;
+  for (const char* name : {"obama.jpg", "obama2.jpg", "biden.jpg", "biden2.jpg"}) {
+    const auto photo = siamese::read_image(example_photo(name));
+    const auto found = siamese::select_faces(tiny.detect(photo), siamese::FacePolicy::largest);
+    const auto reference = siamese::select_faces(haar.detect(photo), siamese::FacePolicy::largest);
+    REQUIRE(found.size() == 1);
+    REQUIRE(reference.size() == 1);
+    const float iou = siamese::detail::intersection_over_union(found[0].box, reference[0].box);
+    std::cout << name << ": tiny " << found[0].box << " score " << found[0].score << ", IoU with Haar " << iou << "\n";
+    CHECK(found[0].score > 0.5F);
+    CHECK(iou > 0.4F);
+  }
+  const auto blank = cv::Mat(300, 300, CV_8UC3, cv::Scalar(128, 128, 128));
+  CHECK(tiny.detect(blank).empty());
+  const auto two = shared_dir() / "samples" / "two_people.jpg";
+  if (std::filesystem::exists(two)) {
+    const auto faces = tiny.detect(siamese::read_image(two));
+    CHECK(faces.size() == 2);
+  }
+}
+
+TEST_CASE("Alignment puts the eyes where the template says", "[models][align]") {
+  auto pipeline = standard_pipeline();
+  REQUIRE(pipeline.uses_landmarks());
+  siamese::LandmarkDetector68 landmarker(env_path("SIAMESE_MODELS_DIR") / "faceapi_landmarks68.pt");
+  const auto& tmpl = pipeline.alignment_template();
+  // Template eyes: mean of points 36-41 and 42-47, which are template entries 19-24 and 25-30.
+  cv::Point2f left(0, 0), right(0, 0);
+  for (int i = 0; i < 6; ++i) {
+    left += tmpl.points[19 + i];
+    right += tmpl.points[25 + i];
+  }
+  left /= 6.0F;
+  right /= 6.0F;
+  for (const char* name : {"obama.jpg", "biden2.jpg"}) {
+    const auto face = pipeline.align(siamese::read_image(example_photo(name)), name);
+    REQUIRE(face.chip.size() == cv::Size(150, 150));
+    // Landmarks found again on the chip itself, independently of the transform.
+    const auto again = landmarker.landmarks(face.chip, cv::Rect2f(0, 0, 150, 150));
+    const auto [chip_left, chip_right] = siamese::eye_centers(again);
+    const double error = std::max(cv::norm(chip_left - left), cv::norm(chip_right - right));
+    std::cout << name << ": eyes at " << chip_left << " " << chip_right << ", template " << left
+              << " " << right << ", worst error " << error << " px\n";
+    CHECK(error < 4.0);
+  }
+}
+
+TEST_CASE("Grayscale and rotated copies of a photo still verify as the same person", "[models][align]") {
+  auto pipeline = standard_pipeline();
+  auto net = siamese::load_face_verifier(face_model(), fixtures::cpu_options(true));
+  const auto photo = siamese::read_image(example_photo("obama.jpg"));
+  cv::Mat gray, gray_rgb, rotated;
+  cv::cvtColor(photo, gray, cv::COLOR_RGB2GRAY);
+  cv::cvtColor(gray, gray_rgb, cv::COLOR_GRAY2RGB);
+  const auto centre = cv::Point2f(photo.cols / 2.0F, photo.rows / 2.0F);
+  cv::warpAffine(photo, rotated, cv::getRotationMatrix2D(centre, 20.0, 1.0), photo.size(),
+                 cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  auto tensor = [&](const cv::Mat& image) {
+    return siamese::to_input_tensor(pipeline.align(image, "copy").chip, net.backbone().input_spec());
+  };
+  const auto original = tensor(photo);
+  for (const auto& [what, copy] : {std::pair{"grayscale", gray_rgb}, std::pair{"rotated 20 degrees", rotated}}) {
+    const auto result = net.verify(original, tensor(copy));
+    std::cout << "obama.jpg vs its " << what << " copy: distance " << result.distance << "\n";
+    CHECK(result.same);
+  }
+  const auto other = net.verify(original, tensor(siamese::read_image(example_photo("biden.jpg"))));
+  CHECK_FALSE(other.same);
+}
+
 TEST_CASE("Same-person LFW pairs come out closer than different-person pairs", "[models][lfw]") {
-  const std::filesystem::path lfw = std::string(SIAMESE_SHARED_DIR) + "/lfw";
+  const auto lfw = shared_dir() / "lfw";
   if (!std::filesystem::exists(lfw / "pairsDevTest.txt")) {
     WARN("skipped: " << lfw << " is absent (see ../shared/README.md)");
     return;
   }
   siamese::TorchScriptBackbone backbone(face_model(), fixtures::cpu_options(true));
-  siamese::HaarFaceDetector detector;
-  auto embed = [&](const std::string& name, int number) {
-    char file[16];
-    std::snprintf(file, sizeof file, "_%04d.jpg", number);
-    const auto path = lfw / name / (name + file);
-    const auto image = siamese::read_image(path);
-    const auto faces = detector.detect(image);
-    // LFW images are centred face crops: the image centre stands in where Haar finds nothing.
-    const auto box = faces.empty() ? cv::Rect(75, 75, 100, 100) : faces.front();
-    return backbone.embed(siamese::to_input_tensor(siamese::crop_face(image, box), backbone.input_spec()));
+  // LFW images are face crops: where the detector finds nothing, the centre is the face.
+  auto pipeline = standard_pipeline(/*center_fallback=*/true);
+  siamese::EmbedderOptions options;
+  options.batch_size = 16;
+  siamese::ImageEmbedder embedder(backbone, &pipeline, options);
+  auto file = [&](const std::string& name, int number) {
+    char suffix[16];
+    std::snprintf(suffix, sizeof suffix, "_%04d.jpg", number);
+    return lfw / name / (name + suffix);
   };
   std::ifstream in(lfw / "pairsDevTest.txt");
   std::string line;
   std::getline(in, line);
-  // The file lists 500 same-person lines, then 500 different-person lines: take 40 of each.
-  std::vector<double> same, different;
+  // 500 same-person lines, then 500 different-person lines: every 12th gives 42 of each.
+  std::vector<std::filesystem::path> side_a, side_b;
+  std::vector<bool> same;
   for (int i = 0; std::getline(in, line); ++i) {
     if (i % 12 != 0) continue;
     std::istringstream fields(line);
-    std::string name_a, name_b;
-    int a = 0, b = 0;
-    fields >> name_a >> a;
-    const bool is_same = !(fields >> name_b >> b) || name_b.empty();
-    if (is_same) {
-      std::istringstream again(line);
-      again >> name_a >> a >> b;
-      name_b = name_a;
-    }
-    const double d = siamese::EuclideanDistance{}(embed(name_a, a), embed(name_b, b)).item<double>();
-    (is_same ? same : different).push_back(d);
+    std::vector<std::string> f;
+    for (std::string field; fields >> field;) f.push_back(field);
+    const bool is_same = f.size() == 3;
+    side_a.push_back(file(f[0], std::stoi(f[1])));
+    side_b.push_back(is_same ? file(f[0], std::stoi(f[2])) : file(f[2], std::stoi(f[3])));
+    same.push_back(is_same);
   }
-  auto mean = [](const std::vector<double>& v) {
-    double sum = 0;
-    for (double x : v) sum += x;
-    return sum / static_cast<double>(v.size());
-  };
-  std::size_t correct = 0;
-  for (double d : same) correct += d < 0.6;
-  for (double d : different) correct += d >= 0.6;
-  const double accuracy = static_cast<double>(correct) / static_cast<double>(same.size() + different.size());
-  std::cout << "LFW pairsDevTest subset: " << same.size() << " same (mean distance " << mean(same)
-            << "), " << different.size() << " different (mean " << mean(different)
-            << "), accuracy at 0.6: " << accuracy << "\n";
-  REQUIRE(same.size() >= 30);
-  REQUIRE(different.size() >= 30);
-  CHECK(mean(same) + 0.2 < mean(different));
-  CHECK(accuracy > 0.9);
+  auto all = side_a;
+  all.insert(all.end(), side_b.begin(), side_b.end());
+  const auto embeddings = embedder.embed_files(all);
+  const auto n = static_cast<std::int64_t>(side_a.size());
+  const auto distances = siamese::EuclideanDistance{}(embeddings.narrow(0, 0, n), embeddings.narrow(0, n, n));
+  double same_sum = 0, different_sum = 0;
+  std::size_t correct = 0, same_count = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double d = distances[i][0].item<double>();
+    (same[i] ? same_sum : different_sum) += d;
+    same_count += same[i];
+    correct += (d < 0.6) == same[i];
+  }
+  const auto& stats = embedder.stats();
+  std::cout << "LFW pairsDevTest subset: " << same_count << " same (mean distance "
+            << same_sum / same_count << "), " << n - same_count << " different (mean "
+            << different_sum / (n - same_count) << "), accuracy at 0.6: " << double(correct) / n
+            << "; " << stats.requested << " files, " << stats.embedded << " embedded in "
+            << stats.backbone_calls << " batches, " << stats.cache_hits << " cache hits\n";
+  CHECK(same_sum / same_count + 0.3 < different_sum / (n - same_count));
+  CHECK(double(correct) / n > 0.95);
+  CHECK(stats.requested == all.size());
+  CHECK(stats.embedded + stats.cache_hits == all.size());
+  CHECK(stats.backbone_calls == (stats.embedded + 15) / 16);
 }
 
 TEST_CASE("Raw sample photos: same person closer than different people", "[models][samples]") {
-  const std::filesystem::path data = std::string(SIAMESE_SOURCE_DIR) + "/examples/data";
   auto net = siamese::load_face_verifier(face_model(), fixtures::cpu_options(true));
-  siamese::HaarFaceDetector detector;
-  auto face = [&](const char* file) {
-    const auto path = (data / file).string();
-    return siamese::to_input_tensor(
-        siamese::find_and_crop_face(detector, siamese::read_image(path), path),
-        net.backbone().input_spec());
+  auto pipeline = standard_pipeline();
+  auto face = [&](const char* name) {
+    const auto path = example_photo(name).string();
+    return siamese::to_input_tensor(pipeline.align(siamese::read_image(path), path).chip,
+                                    net.backbone().input_spec());
   };
   const auto obama = net.verify(face("obama.jpg"), face("obama2.jpg"));
   const auto biden = net.verify(face("biden.jpg"), face("biden2.jpg"));

@@ -6,6 +6,7 @@
 #include <siamese/detect.hpp>
 #include <siamese/device.hpp>
 #include <siamese/distance.hpp>
+#include <siamese/embed.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/face.hpp>
 #include <siamese/head.hpp>

@@ -1,0 +1,150 @@
+#pragma once
+
+#include <siamese/backbone.hpp>
+#include <siamese/errors.hpp>
+#include <siamese/face.hpp>
+#include <siamese/image.hpp>
+#include <siamese/preprocess.hpp>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace siamese {
+
+/// A file's identity by content: FNV-1a 64 of its bytes, and its length.
+struct ContentHash {
+  std::uint64_t value = 0;
+  std::uint64_t size = 0;
+  friend bool operator==(const ContentHash& a, const ContentHash& b) {
+    return a.value == b.value && a.size == b.size;
+  }
+};
+
+inline ContentHash content_hash(const std::vector<std::uint8_t>& bytes) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (std::uint8_t b : bytes) {
+    h ^= b;
+    h *= 1099511628211ULL;
+  }
+  return {h, bytes.size()};
+}
+
+namespace detail {
+struct ContentHashKey {
+  std::size_t operator()(const ContentHash& h) const { return static_cast<std::size_t>(h.value ^ (h.size << 1)); }
+};
+
+}  // namespace detail
+
+/// How an ImageEmbedder works.
+struct EmbedderOptions {
+  std::size_t batch_size = 32;  ///< images per backbone call
+  /// Average each embedding with that of the mirrored chip (one backbone call for both):
+  /// a standard test-time augmentation that makes embeddings steadier.
+  bool mirror = false;
+  ImageLimits limits;
+};
+
+/// Counters of an ImageEmbedder, for logs and tests.
+struct EmbedStats {
+  std::size_t requested = 0;       ///< files asked for
+  std::size_t embedded = 0;        ///< distinct images that went through the backbone
+  std::size_t cache_hits = 0;      ///< files answered from the cache
+  std::size_t backbone_calls = 0;  ///< batches run
+};
+
+/// Embeds photo files in batches: each file is read and hashed, each distinct content is
+/// decoded, aligned and embedded once (an in-memory cache keyed by content hash), and the
+/// chips go through the backbone `batch_size` at a time. Not thread-safe: one per thread.
+template <class Backbone = TorchScriptBackbone>
+class ImageEmbedder {
+ public:
+  /// `pipeline` finds and aligns faces; null means the files are aligned crops (used whole).
+  /// Both must outlive the embedder.
+  ImageEmbedder(const Backbone& backbone, FacePipeline* pipeline, EmbedderOptions options = {})
+      : backbone_(backbone), pipeline_(pipeline), options_(options) {
+    if (options_.batch_size < 1) throw Error("ImageEmbedder batch_size must be at least 1");
+  }
+
+  /// Embeddings of `files`, row i for files[i]: float32 [N, D] on the CPU.
+  /// Every missing file is reported in one FileError before any work starts; then decoding
+  /// and alignment errors (ImageError, NoFaceFound) name the file.
+  torch::Tensor embed_files(const std::vector<std::filesystem::path>& files) {
+    std::string missing;
+    std::size_t missing_count = 0;
+    for (const auto& file : files) {
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(file, ec)) {
+        if (missing_count++ < 20) missing += "\n  " + file.string();
+      }
+    }
+    if (missing_count > 0) {
+      throw FileError(std::to_string(missing_count) + " image file(s) missing:" + missing +
+                      (missing_count > 20 ? "\n  ..." : ""));
+    }
+    std::vector<ContentHash> keys;
+    keys.reserve(files.size());
+    std::vector<std::pair<ContentHash, cv::Mat>> pending;
+    for (const auto& file : files) {
+      ++stats_.requested;
+      auto bytes = read_file_bytes(file, options_.limits.max_file_bytes);
+      const auto key = content_hash(bytes);
+      keys.push_back(key);
+      const bool known = cache_.count(key) > 0 ||
+                         std::any_of(pending.begin(), pending.end(), [&](const auto& p) { return p.first == key; });
+      if (known) {
+        ++stats_.cache_hits;
+        continue;
+      }
+      pending.emplace_back(key, chip(decode_image(bytes, file.string(), options_.limits), file.string()));
+      if (pending.size() == options_.batch_size) flush(pending);
+    }
+    flush(pending);
+    std::vector<torch::Tensor> rows;
+    rows.reserve(keys.size());
+    for (const auto& key : keys) rows.push_back(cache_.at(key));
+    return rows.empty() ? torch::empty({0, 0}) : torch::stack(rows);
+  }
+
+  const EmbedStats& stats() const { return stats_; }
+  void clear_cache() { cache_.clear(); }
+
+ private:
+  cv::Mat chip(const cv::Mat& rgb, const std::string& name) {
+    return pipeline_ ? pipeline_->align(rgb, name).chip : rgb;
+  }
+
+  void flush(std::vector<std::pair<ContentHash, cv::Mat>>& pending) {
+    if (pending.empty()) return;
+    std::vector<cv::Mat> chips;
+    for (const auto& p : pending) chips.push_back(p.second);
+    auto batch = to_input_batch(chips, backbone_.input_spec());
+    const auto n = static_cast<std::int64_t>(chips.size());
+    torch::Tensor embeddings;
+    if (options_.mirror) {
+      const auto both = backbone_.embed(torch::cat({batch, batch.flip({3})}));
+      embeddings = (both.narrow(0, 0, n) + both.narrow(0, n, n)) / 2;
+    } else {
+      embeddings = backbone_.embed(batch);
+    }
+    embeddings = embeddings.to(torch::kCPU);
+    ++stats_.backbone_calls;
+    for (std::int64_t i = 0; i < n; ++i) cache_[pending[i].first] = embeddings[i].clone();
+    stats_.embedded += chips.size();
+    pending.clear();
+  }
+
+  const Backbone& backbone_;
+  FacePipeline* pipeline_;
+  EmbedderOptions options_;
+  EmbedStats stats_;
+  std::unordered_map<ContentHash, torch::Tensor, detail::ContentHashKey> cache_;
+};
+
+}  // namespace siamese

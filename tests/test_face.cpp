@@ -1,0 +1,214 @@
+#include "fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <opencv2/imgcodecs.hpp>
+
+using Approx = Catch::Detail::Approx;
+
+namespace {
+
+std::filesystem::path example_photo(const char* name) {
+  return std::filesystem::path(SIAMESE_SOURCE_DIR) / "examples" / "data" / name;
+}
+
+std::vector<std::uint8_t> encode(const cv::Mat& rgb, const std::string& ext) {
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  std::vector<std::uint8_t> bytes;
+  REQUIRE(cv::imencode(ext, bgr, bytes));
+  return bytes;
+}
+
+// A JPEG whose EXIF says "rotate 90 degrees clockwise to display" (orientation 6).
+std::vector<std::uint8_t> with_exif_orientation(const std::vector<std::uint8_t>& jpeg, std::uint8_t orientation) {
+  const std::vector<std::uint8_t> tiff = {'I', 'I', 42, 0, 8, 0, 0, 0,           // header, IFD at 8
+                                          1, 0,                                  // one entry
+                                          0x12, 0x01, 3, 0, 1, 0, 0, 0,          // Orientation, SHORT, 1
+                                          orientation, 0, 0, 0,                  // value
+                                          0, 0, 0, 0};                           // no next IFD
+  std::vector<std::uint8_t> app1 = {0xFF, 0xE1, 0, 0, 'E', 'x', 'i', 'f', 0, 0};
+  app1.insert(app1.end(), tiff.begin(), tiff.end());
+  const auto length = app1.size() - 2;
+  app1[2] = static_cast<std::uint8_t>(length >> 8);
+  app1[3] = static_cast<std::uint8_t>(length & 0xFF);
+  std::vector<std::uint8_t> out;
+  out.reserve(jpeg.size() + app1.size());
+  out.push_back(jpeg[0]);  // SOI marker, then APP1 right after it
+  out.push_back(jpeg[1]);
+  for (auto byte : app1) out.push_back(byte);
+  for (std::size_t i = 2; i < jpeg.size(); ++i) out.push_back(jpeg[i]);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("EXIF orientation is applied", "[image]") {
+  cv::Mat wide(20, 40, CV_8UC3, cv::Scalar(0, 0, 0));
+  wide(cv::Rect(0, 0, 10, 20)).setTo(cv::Scalar(255, 255, 255));  // white left edge
+  const auto plain = siamese::decode_image(encode(wide, ".jpg"), "plain.jpg");
+  CHECK(plain.size() == cv::Size(40, 20));
+  const auto rotated = siamese::decode_image(with_exif_orientation(encode(wide, ".jpg"), 6), "exif.jpg");
+  REQUIRE(rotated.size() == cv::Size(20, 40));
+  // Rotated 90 degrees clockwise, the white left edge is now the top.
+  CHECK(rotated.at<cv::Vec3b>(2, 10)[0] > 200);
+  CHECK(rotated.at<cv::Vec3b>(37, 10)[0] < 50);
+}
+
+TEST_CASE("A header claiming a huge image is refused before decoding", "[image][errors]") {
+  auto png = encode(cv::Mat(4, 4, CV_8UC3, cv::Scalar::all(9)), ".png");
+  // IHDR width and height are big-endian at bytes 16..23: claim 100000 x 100000.
+  for (int at : {16, 20}) {
+    png[at] = 0;
+    png[at + 1] = 0x01;
+    png[at + 2] = 0x86;
+    png[at + 3] = 0xA0;
+  }
+  CHECK_THROWS_WITH(siamese::decode_image(png, "bomb.png"),
+                    Catch::Contains("bomb.png") && Catch::Contains("100000x100000"));
+  auto jpeg = encode(cv::Mat(8, 8, CV_8UC3, cv::Scalar::all(9)), ".jpg");
+  const auto dims = siamese::detail::peek_dimensions(jpeg.data(), jpeg.size());
+  CHECK(dims.first == 8);
+  CHECK(dims.second == 8);
+}
+
+TEST_CASE("Similarity transform recovers a known rotation, scale and shift", "[align]") {
+  const double angle = 0.3, scale = 1.7, tx = 12.5, ty = -4.0;
+  std::vector<cv::Point2f> from = {{0, 0}, {10, 0}, {3, 7}, {-5, 2}, {8, -6}};
+  std::vector<cv::Point2f> to;
+  for (const auto& p : from) {
+    to.emplace_back(static_cast<float>(scale * (std::cos(angle) * p.x - std::sin(angle) * p.y) + tx),
+                    static_cast<float>(scale * (std::sin(angle) * p.x + std::cos(angle) * p.y) + ty));
+  }
+  const auto m = siamese::similarity_transform(from, to);
+  CHECK(m(0, 0) == Approx(scale * std::cos(angle)).margin(1e-5));
+  CHECK(m(1, 0) == Approx(scale * std::sin(angle)).margin(1e-5));
+  CHECK(m(0, 2) == Approx(tx).margin(1e-4));
+  CHECK(m(1, 2) == Approx(ty).margin(1e-4));
+  const auto moved = siamese::transform_points(from, m);
+  for (std::size_t i = 0; i < from.size(); ++i) CHECK(cv::norm(moved[i] - to[i]) < 1e-3);
+  CHECK_THROWS_AS(siamese::similarity_transform({{1, 1}}, {{2, 2}}), siamese::ShapeError);
+  CHECK_THROWS_AS(siamese::similarity_transform({{1, 1}, {1, 1}}, {{2, 2}, {3, 3}}), siamese::ShapeError);
+}
+
+TEST_CASE("The dlib chip template is symmetric and scales with the chip", "[align]") {
+  const auto t = siamese::dlib_template(150, 0.25);
+  REQUIRE(t.points.size() == 51);
+  CHECK(t.landmark_indices.front() == 17);
+  CHECK(t.landmark_indices.back() == 67);
+  // Nose bridge (landmark 27) near the vertical centre line (dlib's mean face sits 1 px left);
+  // outer eye corners level and mirror images about it.
+  CHECK(t.points[27 - 17].x == Approx(75.0).margin(1.5));
+  CHECK(t.points[27 - 17].x - t.points[36 - 17].x == Approx(t.points[45 - 17].x - t.points[27 - 17].x).margin(0.5));
+  CHECK(t.points[36 - 17].y == Approx(t.points[45 - 17].y).margin(0.5));
+  const auto big = siamese::dlib_template(300, 0.25);
+  CHECK(big.points[5].x == Approx(2 * t.points[5].x).margin(1e-3));
+  CHECK_THROWS_AS(siamese::dlib_template(2), siamese::Error);
+}
+
+TEST_CASE("Crops: around a box, and the centre of aligned photos", "[align]") {
+  cv::Mat image(100, 200, CV_8UC3, cv::Scalar(1, 2, 3));
+  const auto crop = siamese::crop_face(image, cv::Rect2f(150, 40, 40, 50), {1.2, 0.0});
+  CHECK(crop.size() == cv::Size(60, 60));  // reaches past the border: filled, still square
+  CHECK_THROWS_AS(siamese::crop_face(image, cv::Rect2f(500, 500, 10, 10)), siamese::ImageError);
+  CHECK(siamese::center_crop(image, 0.5).size() == cv::Size(50, 50));
+  CHECK_THROWS_AS(siamese::center_crop(image, 0.0), siamese::ImageError);
+}
+
+TEST_CASE("Non-maximum suppression keeps the best of overlapping boxes", "[detect]") {
+  std::vector<siamese::FaceDetection> faces = {{{0, 0, 10, 10}, 0.6F},
+                                               {{1, 1, 10, 10}, 0.9F},
+                                               {{50, 50, 10, 10}, 0.7F},
+                                               {{0, 0, 10, 10}, 0.5F}};
+  const auto kept = siamese::detail::non_max_suppression(faces, 0.4F);
+  REQUIRE(kept.size() == 2);
+  CHECK(kept[0].score == 0.9F);
+  CHECK(kept[1].score == 0.7F);
+  const auto largest = siamese::select_faces({{{0, 0, 5, 5}, 0.9F}, {{0, 0, 20, 20}, 0.6F}},
+                                             siamese::FacePolicy::largest);
+  REQUIRE(largest.size() == 1);
+  CHECK(largest[0].box.width == 20);
+}
+
+TEST_CASE("Haar pipeline: a face in a photo, NoFaceFound in a blank image", "[detect][face]") {
+  siamese::FacePipelineOptions options;
+  options.chip_size = 96;
+  siamese::FacePipeline pipeline(std::make_unique<siamese::HaarFaceDetector>(), nullptr, options);
+  const auto photo = siamese::read_image(example_photo("obama.jpg"));
+  const auto face = pipeline.align(photo, "obama.jpg");
+  CHECK(face.chip.size() == cv::Size(96, 96));
+  CHECK_FALSE(face.center_fallback);
+  // The face of this portrait is in the upper middle of the photo.
+  const auto centre = (face.detection.box.tl() + face.detection.box.br()) / 2;
+  CHECK(centre.x > photo.cols * 0.3);
+  CHECK(centre.x < photo.cols * 0.7);
+  CHECK(centre.y < photo.rows * 0.5);
+
+  const cv::Mat blank(200, 200, CV_8UC3, cv::Scalar::all(90));
+  CHECK_THROWS_AS(pipeline.align(blank, "blank.png"), siamese::NoFaceFound);
+  CHECK_THROWS_WITH(pipeline.align(blank, "blank.png"), Catch::Contains("blank.png"));
+  options.center_fallback = true;
+  siamese::FacePipeline lenient(std::make_unique<siamese::HaarFaceDetector>(), nullptr, options);
+  const auto fallback = lenient.align(blank, "blank.png");
+  CHECK(fallback.center_fallback);
+  CHECK(fallback.chip.size() == cv::Size(96, 96));
+  CHECK_THROWS_AS(siamese::HaarFaceDetector("/nonexistent/cascade.xml"), siamese::FileError);
+  CHECK_THROWS_AS(siamese::FacePipeline(nullptr, nullptr), siamese::Error);
+}
+
+TEST_CASE("ImageEmbedder batches, and embeds each distinct image once", "[embed]") {
+  fixtures::TempDir dir;
+  siamese::TorchScriptBackbone backbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
+  std::vector<std::filesystem::path> distinct;
+  for (int i = 0; i < 7; ++i) {
+    const auto file = dir / ("img" + std::to_string(i) + ".png");
+    cv::Mat image(12, 12, CV_8UC3, cv::Scalar(i * 30, 255 - i * 30, 7 * i));
+    REQUIRE(cv::imwrite(file.string(), image));
+    distinct.push_back(file);
+  }
+  // The same content under another name counts as the same image.
+  std::filesystem::copy_file(distinct[0], dir / "copy.png");
+  std::vector<std::filesystem::path> files = distinct;
+  files.push_back(distinct[3]);
+  files.push_back(dir / "copy.png");
+
+  siamese::EmbedderOptions options;
+  options.batch_size = 3;
+  siamese::ImageEmbedder embedder(backbone, nullptr, options);
+  const auto embeddings = embedder.embed_files(files);
+  REQUIRE(embeddings.sizes() == torch::IntArrayRef({9, fixtures::embedding_size}));
+  CHECK(embedder.stats().embedded == 7);
+  CHECK(embedder.stats().cache_hits == 2);
+  CHECK(embedder.stats().backbone_calls == 3);  // 3 + 3 + 1
+  CHECK(torch::equal(embeddings[7], embeddings[3]));
+  CHECK(torch::equal(embeddings[8], embeddings[0]));
+  const auto direct = backbone.embed(
+      siamese::to_input_tensor(siamese::read_image(distinct[5]), backbone.input_spec()));
+  CHECK(torch::allclose(embeddings[5], direct[0], 1e-5, 1e-6));
+
+  // A second request is answered from the cache.
+  embedder.embed_files({distinct[1], distinct[2]});
+  CHECK(embedder.stats().backbone_calls == 3);
+
+  siamese::EmbedderOptions mirrored = options;
+  mirrored.mirror = true;
+  siamese::ImageEmbedder mirror_embedder(backbone, nullptr, mirrored);
+  const auto m = mirror_embedder.embed_files({distinct[5]});
+  const auto flipped = backbone.embed(
+      siamese::to_input_tensor(siamese::read_image(distinct[5]), backbone.input_spec()).flip({3}));
+  CHECK(torch::allclose(m[0], (direct[0] + flipped[0]) / 2, 1e-5, 1e-6));
+}
+
+TEST_CASE("ImageEmbedder reports every missing file at once, before any work", "[embed][errors]") {
+  fixtures::TempDir dir;
+  siamese::TorchScriptBackbone backbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
+  const auto present = dir / "present.png";
+  REQUIRE(cv::imwrite(present.string(), cv::Mat(8, 8, CV_8UC3, cv::Scalar::all(1))));
+  siamese::ImageEmbedder embedder(backbone, nullptr);
+  CHECK_THROWS_WITH(embedder.embed_files({present, dir / "gone1.jpg", dir / "gone2.jpg"}),
+                    Catch::Contains("2 image file(s) missing") && Catch::Contains("gone1.jpg") &&
+                        Catch::Contains("gone2.jpg"));
+  CHECK(embedder.stats().requested == 0);
+  fixtures::write_file(dir / "junk.jpg", "not an image");
+  CHECK_THROWS_WITH(embedder.embed_files({dir / "junk.jpg"}), Catch::Contains("junk.jpg"));
+}
