@@ -11,7 +11,8 @@
 // Debian's opencv-data finds faces and chips are plain crops around its box.
 //
 // Usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--detector tiny|haar]
-//                    [--show OUT.png] [--device auto|cpu|cuda[:N]]
+//                    [--show OUT.png] [--head HEAD.pt] [--device auto|cpu|cuda[:N]]
+// --head takes a head saved by train_head (verdict: probability >= 0.5).
 
 #include <siamese/siamese.hpp>
 
@@ -34,17 +35,19 @@ struct Arguments {
   std::string device = "auto";
   std::string detector = "tiny";
   std::string show;
+  std::string head;
   bool cropped = false;
 };
 
 constexpr const char* usage =
     "usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--detector tiny|haar]\n"
-    "                   [--show OUT.png] [--device auto|cpu|cuda[:N]]\n"
+    "                   [--show OUT.png] [--head HEAD.pt] [--device auto|cpu|cuda[:N]]\n"
     "  Finds and aligns the largest face in each photo and prints the distance between the\n"
     "  two faces, the probability that they are the same person, and the verdict.\n"
     "  --cropped    the photos are aligned face crops already (LFW-style): centre crop only\n"
     "  --detector   tiny (face-api, default when its model is beside MODEL) or haar (OpenCV)\n"
     "  --show       write a picture of both faces, boxes, landmarks and the verdict\n"
+    "  --head       a head trained by train_head instead of the model's own\n"
     "  Exit code 0 on success, 2 on bad arguments, 3 when no face is found, 1 on other errors.\n";
 
 Arguments parse_arguments(int argc, char** argv) {
@@ -62,6 +65,8 @@ Arguments parse_arguments(int argc, char** argv) {
       }
     } else if (arg == "--show" && has_value) {
       args.show = argv[++i];
+    } else if (arg == "--head" && has_value) {
+      args.head = argv[++i];
     } else if (arg == "--cropped") {
       args.cropped = true;
     } else if (arg == "-h" || arg == "--help") {
@@ -146,7 +151,12 @@ int main(int argc, char** argv) {
   try {
     siamese::BackboneOptions options;
     options.device = siamese::Device::parse(args.device);
-    const auto net = siamese::load_face_verifier(args.model, options);
+    auto net = siamese::load_face_verifier(args.model, options);
+    if (!args.head.empty()) {
+      net.head() = siamese::load_head(args.head);
+      net.head()->to(options.device.torch_device());
+      net.set_decision_threshold(0.5);
+    }
     const auto& spec = net.backbone().input_spec();
     std::optional<siamese::FacePipeline> pipeline;
     if (!args.cropped) pipeline.emplace(make_pipeline(args, spec.height, options.device));

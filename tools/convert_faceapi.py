@@ -57,9 +57,10 @@ def tf_same_pad(x, kernel: int, stride: int, value: float = 0.0):
 
 
 def tf_leaky(x):
-    """face-api's leaky ReLU, relu(x - 0.1x) + 0.1x, written as it is for identical rounding."""
-    small = x * 0.10000000149011612
-    return F.relu(x - small) + small
+    """face-api's leaky ReLU, relu(x - 0.1x) + 0.1x: the same function as a leaky ReLU with
+    slope 0.1, which runs as one fused pass instead of four over the largest feature maps
+    (the outputs differ by float rounding only; the golden test checks them)."""
+    return F.leaky_relu(x, 0.10000000149011612)
 
 
 class SeparableConv(torch.nn.Module):

@@ -31,7 +31,11 @@ struct FaceDetection {
 };
 
 /// Which faces to keep when a photo has several.
-enum class FacePolicy { largest, all };
+enum class FacePolicy {
+  largest,  ///< the face with the largest box
+  central,  ///< the face whose box centre is nearest the image centre (datasets like LFW)
+  all,      ///< every face
+};
 
 /// The interface of face detectors: `detect` returns every face found in an 8-bit RGB image,
 /// most confident first. Detectors keep scratch state: use one per thread.
@@ -41,15 +45,17 @@ class FaceDetector {
   virtual std::vector<FaceDetection> detect(const cv::Mat& rgb) = 0;
 };
 
-/// Applies `policy`: all faces as given, or only the one with the largest box.
-inline std::vector<FaceDetection> select_faces(std::vector<FaceDetection> faces, FacePolicy policy) {
-  if (policy == FacePolicy::largest && faces.size() > 1) {
-    const auto largest = std::max_element(faces.begin(), faces.end(), [](const auto& a, const auto& b) {
-      return a.box.area() < b.box.area();
-    });
-    return {*largest};
+/// Applies `policy` to the faces found in an image of `image_size`.
+inline std::vector<FaceDetection> select_faces(std::vector<FaceDetection> faces, FacePolicy policy,
+                                               cv::Size image_size = {}) {
+  if (faces.size() < 2 || policy == FacePolicy::all) return faces;
+  if (policy == FacePolicy::largest) {
+    return {*std::max_element(faces.begin(), faces.end(),
+                              [](const auto& a, const auto& b) { return a.box.area() < b.box.area(); })};
   }
-  return faces;
+  const cv::Point2f centre(image_size.width / 2.0F, image_size.height / 2.0F);
+  auto offset = [&](const FaceDetection& f) { return cv::norm((f.box.tl() + f.box.br()) / 2 - centre); };
+  return {*std::min_element(faces.begin(), faces.end(), [&](const auto& a, const auto& b) { return offset(a) < offset(b); })};
 }
 
 namespace detail {

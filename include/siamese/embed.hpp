@@ -115,6 +115,58 @@ class ImageEmbedder {
   const EmbedStats& stats() const { return stats_; }
   void clear_cache() { cache_.clear(); }
 
+  /// Saves the cache to `file` (written to a temporary, then renamed), tagged with `model_name`
+  /// so that embeddings of one model are never served for another.
+  void save_cache(const std::filesystem::path& file, const std::string& model_name) const {
+    std::vector<torch::Tensor> parts;
+    parts.push_back(torch::tensor(std::vector<std::int64_t>(model_name.begin(), model_name.end()), torch::kInt64));
+    std::vector<std::int64_t> keys;
+    std::vector<torch::Tensor> values;
+    for (const auto& [key, value] : cache_) {
+      keys.push_back(static_cast<std::int64_t>(key.value));
+      keys.push_back(static_cast<std::int64_t>(key.size));
+      values.push_back(value);
+    }
+    parts.push_back(torch::tensor(keys, torch::kInt64));
+    parts.push_back(values.empty() ? torch::empty({0}) : torch::stack(values));
+    const auto temporary = file.string() + ".tmp";
+    try {
+      torch::save(parts, temporary);
+    } catch (const c10::Error& e) {
+      throw FileError("cannot write embedding cache '" + temporary + "': " + e.what_without_backtrace());
+    }
+    std::filesystem::rename(temporary, file);
+  }
+
+  /// Loads a cache saved by save_cache() for the same model; returns the number of entries.
+  /// A missing file loads nothing. Throws ModelError when the file belongs to another model or
+  /// is not a cache.
+  std::size_t load_cache(const std::filesystem::path& file, const std::string& model_name) {
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) return 0;
+    std::vector<torch::Tensor> parts;
+    try {
+      torch::load(parts, file.string());
+    } catch (const c10::Error& e) {
+      throw ModelError("'" + file.string() + "' is not an embedding cache: " + e.what_without_backtrace());
+    }
+    if (parts.size() != 3 || parts[1].numel() % 2 != 0 ||
+        (parts[1].numel() > 0 && parts[2].size(0) * 2 != parts[1].numel())) {
+      throw ModelError("'" + file.string() + "' is not an embedding cache");
+    }
+    const auto name_codes = parts[0].contiguous();
+    const std::string stored(name_codes.data_ptr<std::int64_t>(), name_codes.data_ptr<std::int64_t>() + name_codes.numel());
+    if (stored != model_name) {
+      throw ModelError("embedding cache '" + file.string() + "' was made with model '" + stored + "', not '" + model_name + "'");
+    }
+    const auto keys = parts[1].contiguous();
+    const auto* k = keys.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < keys.numel() / 2; ++i) {
+      cache_[{static_cast<std::uint64_t>(k[2 * i]), static_cast<std::uint64_t>(k[2 * i + 1])}] = parts[2][i].clone();
+    }
+    return static_cast<std::size_t>(keys.numel() / 2);
+  }
+
  private:
   cv::Mat chip(const cv::Mat& rgb, const std::string& name) {
     return pipeline_ ? pipeline_->align(rgb, name).chip : rgb;

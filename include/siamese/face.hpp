@@ -31,7 +31,8 @@ struct FacePipelineOptions {
   CropOptions box_crop;         ///< used without a landmark model
   FacePolicy policy = FacePolicy::largest;
   /// With no face found: throw NoFaceFound (false, the default), or take the central
-  /// `center_fraction` of the image (true). Callers must ask for the fallback explicitly.
+  /// `center_fraction` of the image as the face's box (true), aligned by its landmarks when a
+  /// landmark model is there. Callers must ask for the fallback explicitly.
   bool center_fallback = false;
   double center_fraction = 0.6;
 };
@@ -78,9 +79,10 @@ class FacePipeline {
     return faces(rgb, name, options_.policy);
   }
 
-  /// The largest face, aligned. Throws as align_all().
+  /// One face, aligned: the largest, or the most central under FacePolicy::central.
+  /// Throws as align_all().
   AlignedFace align(const cv::Mat& rgb, const std::string& name) {
-    return faces(rgb, name, FacePolicy::largest).front();
+    return faces(rgb, name, options_.policy == FacePolicy::central ? FacePolicy::central : FacePolicy::largest).front();
   }
 
   /// One detection, aligned: with landmarks onto the dlib template, else a box crop.
@@ -109,7 +111,7 @@ class FacePipeline {
   std::vector<AlignedFace> faces(const cv::Mat& rgb, const std::string& name, FacePolicy policy) {
     detail::check_rgb(rgb, "FacePipeline");
     std::vector<AlignedFace> aligned;
-    for (const auto& detection : select_faces(detector_->detect(rgb), policy)) {
+    for (const auto& detection : select_faces(detector_->detect(rgb), policy, rgb.size())) {
       aligned.push_back(align_detection(rgb, detection));
     }
     if (aligned.empty()) {
@@ -119,14 +121,11 @@ class FacePipeline {
     return aligned;
   }
 
-  AlignedFace center_face(const cv::Mat& rgb) const {
-    AlignedFace face;
+  AlignedFace center_face(const cv::Mat& rgb) {
+    const float side = static_cast<float>(std::min(rgb.cols, rgb.rows) * options_.center_fraction);
+    const FaceDetection centre{cv::Rect2f((rgb.cols - side) / 2, (rgb.rows - side) / 2, side, side), 0.0F};
+    AlignedFace face = align_detection(rgb, centre);
     face.center_fallback = true;
-    const cv::Mat crop = center_crop(rgb, options_.center_fraction);
-    cv::resize(crop, face.chip, cv::Size(options_.chip_size, options_.chip_size), 0, 0, cv::INTER_AREA);
-    const int side = crop.cols;
-    face.detection.box = cv::Rect2f((rgb.cols - side) / 2.0F, (rgb.rows - side) / 2.0F, side, side);
-    face.detection.score = 0.0F;
     return face;
   }
 

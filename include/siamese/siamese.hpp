@@ -8,11 +8,14 @@
 #include <siamese/distance.hpp>
 #include <siamese/embed.hpp>
 #include <siamese/errors.hpp>
+#include <siamese/eval.hpp>
 #include <siamese/face.hpp>
+#include <siamese/gallery.hpp>
 #include <siamese/head.hpp>
 #include <siamese/image.hpp>
 #include <siamese/landmarks.hpp>
 #include <siamese/metadata.hpp>
 #include <siamese/preprocess.hpp>
 #include <siamese/siamese_net.hpp>
+#include <siamese/train.hpp>
 #include <siamese/version.hpp>

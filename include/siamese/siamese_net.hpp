@@ -3,11 +3,14 @@
 #include <siamese/backbone.hpp>
 #include <siamese/detail/format.hpp>
 #include <siamese/distance.hpp>
+#include <siamese/eval/calibration.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/head.hpp>
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <iostream>
 #include <mutex>
 #include <set>
@@ -177,11 +180,28 @@ using FaceVerifier = SiameseNet<TorchScriptBackbone, EuclideanDistance, SigmoidH
 /// The same with cosine distance, for backbones trained with angular losses.
 using CosineFaceVerifier = SiameseNet<TorchScriptBackbone, CosineDistance, SigmoidHead>;
 
-/// Loads a FaceVerifier from a backbone file. The head is centred on the metadata's
-/// distance_threshold when the file has one (p = 0.5 there), else SigmoidHeadOptions{}.
-inline FaceVerifier load_face_verifier(const std::filesystem::path& model,
-                                       BackboneOptions options = {}) {
+/// Loads a FaceVerifier from a backbone file.
+/// With a calibration beside the model (MODEL.calibration.json, written by calibrate in
+/// examples/evaluate), the head is the fitted one and verify() says "same" at or below its
+/// distance threshold. Otherwise the head is centred on the metadata's distance_threshold when
+/// the file has one (p = 0.5 there), else SigmoidHeadOptions{}.
+/// Throws as TorchScriptBackbone; MetadataError when the calibration names another model.
+inline FaceVerifier load_face_verifier(const std::filesystem::path& model, BackboneOptions options = {}) {
   TorchScriptBackbone backbone(model, std::move(options));
+  const auto calibration_file = eval::calibration_path_for(model);
+  std::error_code ec;
+  if (std::filesystem::exists(calibration_file, ec)) {
+    const auto calibration = eval::load_calibration(calibration_file);
+    if (calibration.model_name != backbone.metadata().name) {
+      throw MetadataError("calibration '" + calibration_file.string() + "' was made for model '" +
+                          calibration.model_name + "', not '" + backbone.metadata().name + "'");
+    }
+    const SigmoidHeadOptions head_options{calibration.weight, calibration.bias};
+    FaceVerifier net(std::move(backbone), EuclideanDistance{}, SigmoidHead(head_options));
+    const double logit = head_options.weight * calibration.distance_threshold + head_options.bias;
+    net.set_decision_threshold(std::clamp(1.0 / (1.0 + std::exp(-logit)), 1e-12, 1.0 - 1e-12));
+    return net;
+  }
   const auto threshold = backbone.metadata().distance_threshold;
   SigmoidHead head(threshold ? SigmoidHeadOptions::centered_at(*threshold) : SigmoidHeadOptions{});
   return FaceVerifier(std::move(backbone), EuclideanDistance{}, std::move(head));

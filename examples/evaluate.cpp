@@ -1,0 +1,251 @@
+// evaluate: how well does a model verify faces on a labelled pair list?
+//
+// Embeds every distinct image of an LFW pair file (pairs.txt, pairsDevTrain.txt, ...) or a CSV
+// (path_a,path_b,label) once, in batches, through the face pipeline (detection, 68 landmarks,
+// dlib-template alignment), then prints ROC AUC, EER, best accuracy, TAR at FAR 1e-2 and
+// 1e-3, and, for files with folds, the LFW protocol's 10-fold accuracy (threshold chosen on 9
+// folds, measured on the 10th). Writes roc.csv and roc.png. With --calibrate it also fits the
+// head's w, b to these pairs, picks a threshold (for a target FAR, or best accuracy), prints
+// the Brier score and a reliability table, and saves MODEL.calibration.json, which
+// verify_pair and load_face_verifier() then use.
+//
+// Models needed: the backbone (models/faceapi_recognition.pt) and, beside it, the detector and
+// landmark models from tools/setup-models.sh (else the Haar cascade and box crops are used).
+//
+// Usage: evaluate --model M --pairs FILE --root DIR [--out DIR] [--mirror] [--batch N]
+//                 [--cropped] [--log-far] [--calibrate far=0.001|accuracy]
+
+#include <siamese/siamese.hpp>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+struct Arguments {
+  std::string model, pairs, root, out = ".", calibrate;
+  bool mirror = false, cropped = false, log_far = false;
+  std::size_t batch = 32;
+};
+
+constexpr const char* usage =
+    "usage: evaluate --model M --pairs FILE --root DIR [--out DIR] [--mirror] [--batch N]\n"
+    "                [--cropped] [--log-far] [--calibrate far=0.001|accuracy]\n"
+    "  --pairs     LFW pair file (pairs.txt, pairsDevTest.txt, ...) or CSV path_a,path_b,label\n"
+    "  --root      folder the pair file's images are in\n"
+    "  --out       where roc.csv and roc.png go (default .)\n"
+    "  --mirror    average each embedding with its mirror image's\n"
+    "  --cropped   images are aligned crops: no detection, the centre is the face\n"
+    "  --log-far   draw the ROC with a logarithmic FAR axis\n"
+    "  --calibrate fit the head and a threshold on these pairs; save MODEL.calibration.json\n";
+
+Arguments parse_arguments(int argc, char** argv) {
+  Arguments a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--model") a.model = value();
+    else if (arg == "--pairs") a.pairs = value();
+    else if (arg == "--root") a.root = value();
+    else if (arg == "--out") a.out = value();
+    else if (arg == "--calibrate") a.calibrate = value();
+    else if (arg == "--batch") a.batch = static_cast<std::size_t>(std::stoul(value()));
+    else if (arg == "--mirror") a.mirror = true;
+    else if (arg == "--cropped") a.cropped = true;
+    else if (arg == "--log-far") a.log_far = true;
+    else if (arg == "-h" || arg == "--help") { std::cout << usage; std::exit(0); }
+    else throw std::invalid_argument("unknown argument '" + arg + "'");
+  }
+  if (a.model.empty() || a.pairs.empty() || a.root.empty()) {
+    throw std::invalid_argument("--model, --pairs and --root are required");
+  }
+  if (!a.calibrate.empty() && a.calibrate != "accuracy" && a.calibrate.rfind("far=", 0) != 0) {
+    throw std::invalid_argument("--calibrate takes far=VALUE or accuracy, got '" + a.calibrate + "'");
+  }
+  return a;
+}
+
+void write_roc_csv(const siamese::eval::VerificationReport& report, const std::filesystem::path& file) {
+  std::ofstream out(file);
+  out << "threshold,far,tar\n" << std::setprecision(8);
+  for (const auto& p : report.roc) out << p.threshold << ',' << p.far << ',' << p.tar << '\n';
+  if (!out) throw siamese::FileError("cannot write '" + file.string() + "'");
+}
+
+// The ROC curve drawn with OpenCV: axes, ticks, labels, the chance line, AUC in the legend.
+void draw_roc(const siamese::eval::VerificationReport& report, const std::string& title, bool log_far,
+              const std::filesystem::path& file) {
+  constexpr int width = 640, height = 520, left = 70, right = 20, top = 40, bottom = 60;
+  cv::Mat canvas(height, width, CV_8UC3, cv::Scalar::all(255));
+  const int plot_w = width - left - right, plot_h = height - top - bottom;
+  const double min_far = 1e-4;
+  auto x_of = [&](double far) {
+    const double u = log_far ? (std::log10(std::max(far, min_far)) - std::log10(min_far)) / -std::log10(min_far) : far;
+    return left + static_cast<int>(u * plot_w);
+  };
+  auto y_of = [&](double tar) { return top + static_cast<int>((1.0 - tar) * plot_h); };
+  const cv::Scalar black(0, 0, 0), grey(200, 200, 200), blue(200, 80, 0);
+  for (int i = 0; i <= 10; i += 2) {
+    const double v = i / 10.0;
+    cv::line(canvas, {left, y_of(v)}, {left + plot_w, y_of(v)}, grey, 1);
+    cv::putText(canvas, cv::format("%.1f", v), {left - 36, y_of(v) + 5}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1);
+  }
+  const std::vector<double> far_ticks = log_far ? std::vector<double>{1e-4, 1e-3, 1e-2, 1e-1, 1.0}
+                                                : std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1.0};
+  for (double f : far_ticks) {
+    cv::line(canvas, {x_of(f), top}, {x_of(f), top + plot_h}, grey, 1);
+    cv::putText(canvas, log_far ? cv::format("1e%d", static_cast<int>(std::lround(std::log10(f)))) : cv::format("%.1f", f),
+                {x_of(f) - 15, top + plot_h + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1);
+  }
+  cv::rectangle(canvas, {left, top}, {left + plot_w, top + plot_h}, black, 1);
+  if (!log_far) cv::line(canvas, {x_of(0), y_of(0)}, {x_of(1), y_of(1)}, grey, 1, cv::LINE_AA);
+  std::vector<cv::Point> curve;
+  for (const auto& p : report.roc) {
+    if (log_far && p.far == 0.0) continue;
+    curve.emplace_back(x_of(p.far), y_of(p.tar));
+  }
+  cv::polylines(canvas, curve, false, blue, 2, cv::LINE_AA);
+  cv::putText(canvas, log_far ? "false accept rate (log scale)" : "false accept rate", {left + plot_w / 2 - 110, height - 15},
+              cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
+  cv::Mat label(24, plot_h, CV_8UC3, cv::Scalar::all(255));
+  cv::putText(label, "true accept rate", {plot_h / 2 - 80, 18}, cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
+  cv::rotate(label, label, cv::ROTATE_90_COUNTERCLOCKWISE);
+  label.copyTo(canvas(cv::Rect(4, top, 24, plot_h)));
+  cv::putText(canvas, title, {left, 25}, cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
+  const cv::Point legend(left + plot_w - 210, top + plot_h - 20);
+  cv::line(canvas, legend, legend + cv::Point(30, 0), blue, 2);
+  cv::putText(canvas, cv::format("ROC, AUC = %.4f", report.auc), legend + cv::Point(38, 5), cv::FONT_HERSHEY_SIMPLEX, 0.5,
+              black, 1, cv::LINE_AA);
+  if (!cv::imwrite(file.string(), canvas)) throw siamese::FileError("cannot write '" + file.string() + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Arguments args;
+  try {
+    args = parse_arguments(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "evaluate: " << e.what() << '\n' << usage;
+    return 2;
+  }
+  try {
+    using namespace siamese;
+    const auto list = eval::parse_pairs(args.pairs, args.root);
+    BackboneOptions options;
+    options.device = Device::automatic();
+    TorchScriptBackbone backbone(args.model, options);
+    std::optional<FacePipeline> pipeline;
+    if (!args.cropped) {
+      FacePipelineOptions face_options;
+      face_options.chip_size = backbone.input_spec().height;
+      face_options.center_fallback = true;  // pair lists hold face photos: never drop a pair
+      face_options.policy = FacePolicy::central;  // the subject of a face dataset is centred
+      pipeline.emplace(FacePipeline::from_models(std::filesystem::path(args.model).parent_path(), face_options, options.device));
+    }
+    EmbedderOptions embed_options;
+    embed_options.batch_size = args.batch;
+    embed_options.mirror = args.mirror;
+    ImageEmbedder embedder(backbone, pipeline ? &*pipeline : nullptr, embed_options);
+
+    const auto images = eval::distinct_images(list);
+    std::cerr << "evaluate: " << list.pairs.size() << " pairs, " << images.size() << " distinct images, "
+              << torch::get_num_threads() << " threads\n";
+    const auto start = std::chrono::steady_clock::now();
+    const auto embeddings = embedder.embed_files(images);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::unordered_map<std::string, std::int64_t> row;
+    for (std::size_t i = 0; i < images.size(); ++i) row[images[i].string()] = static_cast<std::int64_t>(i);
+    std::vector<std::int64_t> ia, ib;
+    std::vector<int> labels, folds;
+    for (const auto& p : list.pairs) {
+      ia.push_back(row.at(p.a.string()));
+      ib.push_back(row.at(p.b.string()));
+      labels.push_back(p.label);
+      folds.push_back(p.fold);
+    }
+    const auto d = EuclideanDistance{}(embeddings.index_select(0, torch::tensor(ia)),
+                                       embeddings.index_select(0, torch::tensor(ib)));
+    const auto dd = d.squeeze(1).to(torch::kFloat64).contiguous();
+    const std::vector<double> distances(dd.data_ptr<double>(), dd.data_ptr<double>() + dd.numel());
+    const auto report = eval::evaluate_scores<EuclideanDistance>(distances, labels);
+    const auto& stats = embedder.stats();
+
+    std::cout << std::fixed << std::setprecision(4)
+              << "model            " << backbone.metadata().name << (args.mirror ? " (+ mirror)" : "") << '\n'
+              << "pairs            " << list.pairs.size() << " (" << report.same_pairs << " same, "
+              << report.different_pairs << " different) from " << args.pairs << '\n'
+              << "embedding        " << stats.embedded << " images in " << stats.backbone_calls << " batches of up to "
+              << args.batch << ", " << std::setprecision(1) << seconds << " s (" << stats.embedded / seconds
+              << " images/s, decode + detect + align + embed)\n"
+              << std::setprecision(4)
+              << "ROC AUC          " << report.auc << '\n'
+              << "EER              " << report.eer << " at distance " << report.eer_threshold << '\n'
+              << "best accuracy    " << report.best_accuracy << " at distance " << report.best_threshold << '\n'
+              << "TAR @ FAR=1e-2   " << report.tar_at_far_1e2 << '\n'
+              << "TAR @ FAR=1e-3   " << report.tar_at_far_1e3 << '\n';
+    if (list.folds > 1) {
+      const auto kfold = eval::kfold_accuracy<EuclideanDistance>(distances, labels, folds);
+      std::cout << list.folds << "-fold accuracy  " << kfold.mean << " +- " << kfold.stddev << '\n';
+    }
+    std::filesystem::create_directories(args.out);
+    write_roc_csv(report, std::filesystem::path(args.out) / "roc.csv");
+    draw_roc(report, backbone.metadata().name + " on " + std::filesystem::path(args.pairs).filename().string(),
+             args.log_far, std::filesystem::path(args.out) / "roc.png");
+    std::cout << "wrote            " << (std::filesystem::path(args.out) / "roc.csv").string() << ", "
+              << (std::filesystem::path(args.out) / "roc.png").string() << '\n';
+
+    if (!args.calibrate.empty()) {
+      const auto head = eval::fit_sigmoid_head(distances, labels);
+      eval::Calibration c;
+      c.model_name = backbone.metadata().name;
+      c.weight = head.weight;
+      c.bias = head.bias;
+      c.pairs = distances.size();
+      if (args.calibrate == "accuracy") {
+        c.criterion = "best-accuracy";
+        c.distance_threshold = report.best_threshold;
+      } else {
+        const double target = std::stod(args.calibrate.substr(4));
+        c.criterion = "far<=" + args.calibrate.substr(4);
+        c.distance_threshold = eval::point_at_far(report, target).threshold;
+      }
+      std::size_t fa = 0, ta = 0;
+      std::vector<double> probabilities;
+      for (std::size_t i = 0; i < distances.size(); ++i) {
+        const bool accept = is_match<EuclideanDistance>(distances[i], c.distance_threshold);
+        (labels[i] ? ta : fa) += accept;
+        probabilities.push_back(1.0 / (1.0 + std::exp(-(c.weight * distances[i] + c.bias))));
+      }
+      c.far = static_cast<double>(fa) / report.different_pairs;
+      c.tar = static_cast<double>(ta) / report.same_pairs;
+      c.brier = eval::brier_score(probabilities, labels);
+      const auto file = eval::calibration_path_for(args.model);
+      eval::save_calibration(c, file);
+      std::cout << "calibration      p = sigmoid(" << c.weight << " * d + " << c.bias << "), Brier " << c.brier
+                << "\n                 threshold " << c.distance_threshold << " (" << c.criterion << "): FAR "
+                << c.far << ", TAR " << c.tar << "\n                 saved to " << file.string() << '\n'
+                << "reliability      predicted  observed  pairs\n";
+      for (const auto& bin : eval::reliability_table(probabilities, labels)) {
+        if (bin.count == 0) continue;
+        std::cout << "  " << std::setprecision(1) << bin.low << "-" << bin.high << std::setprecision(4) << "      "
+                  << bin.mean_probability << "    " << bin.observed_rate << "    " << bin.count << '\n';
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "evaluate: " << e.what() << '\n';
+    return 1;
+  }
+}

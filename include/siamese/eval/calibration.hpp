@@ -1,0 +1,155 @@
+#pragma once
+
+#include <siamese/errors.hpp>
+#include <siamese/head.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace siamese::eval {
+
+/// One bin of a reliability table: predicted probability against observed frequency.
+struct ReliabilityBin {
+  double low = 0.0, high = 0.0;
+  double mean_probability = 0.0;
+  double observed_rate = 0.0;  ///< share of same-person pairs in the bin
+  std::size_t count = 0;
+};
+
+/// Mean squared error of probabilities against 0/1 labels (0 is perfect, 0.25 a coin).
+inline double brier_score(const std::vector<double>& probabilities, const std::vector<int>& labels) {
+  if (probabilities.size() != labels.size() || probabilities.empty()) {
+    throw ShapeError("brier_score needs one label per probability");
+  }
+  double sum = 0.0;
+  for (std::size_t i = 0; i < labels.size(); ++i) sum += std::pow(probabilities[i] - labels[i], 2);
+  return sum / static_cast<double>(labels.size());
+}
+
+inline std::vector<ReliabilityBin> reliability_table(const std::vector<double>& probabilities,
+                                                     const std::vector<int>& labels, int bins = 10) {
+  std::vector<ReliabilityBin> table(static_cast<std::size_t>(bins));
+  for (int b = 0; b < bins; ++b) {
+    table[b].low = static_cast<double>(b) / bins;
+    table[b].high = static_cast<double>(b + 1) / bins;
+  }
+  for (std::size_t i = 0; i < probabilities.size(); ++i) {
+    const int b = std::min(bins - 1, static_cast<int>(probabilities[i] * bins));
+    auto& bin = table[static_cast<std::size_t>(std::max(0, b))];
+    bin.mean_probability += probabilities[i];
+    bin.observed_rate += labels[i];
+    ++bin.count;
+  }
+  for (auto& bin : table) {
+    if (bin.count > 0) {
+      bin.mean_probability /= static_cast<double>(bin.count);
+      bin.observed_rate /= static_cast<double>(bin.count);
+    }
+  }
+  return table;
+}
+
+/// Fits the head `p = sigmoid(w*d + b)` to labelled distances by logistic regression (Newton's
+/// method, with a small L2 penalty so that perfectly separated data stays finite).
+/// Ensures: the maximum-likelihood (w, b) up to the penalty.
+inline SigmoidHeadOptions fit_sigmoid_head(const std::vector<double>& distances, const std::vector<int>& labels,
+                                           double l2 = 1e-3) {
+  if (distances.size() != labels.size() || distances.size() < 2) {
+    throw ShapeError("fit_sigmoid_head needs at least 2 distances with one label each");
+  }
+  double w = -1.0, b = 0.0;
+  for (int iteration = 0; iteration < 100; ++iteration) {
+    double gw = l2 * w, gb = 0.0, hww = l2, hwb = 0.0, hbb = 1e-9;
+    for (std::size_t i = 0; i < distances.size(); ++i) {
+      const double d = distances[i];
+      const double p = 1.0 / (1.0 + std::exp(-(w * d + b)));
+      const double r = p - labels[i];
+      const double s = p * (1.0 - p);
+      gw += r * d;
+      gb += r;
+      hww += s * d * d;
+      hwb += s * d;
+      hbb += s;
+    }
+    const double det = hww * hbb - hwb * hwb;
+    if (!(std::abs(det) > 1e-300)) break;
+    const double step_w = (hbb * gw - hwb * gb) / det;
+    const double step_b = (hww * gb - hwb * gw) / det;
+    w -= step_w;
+    b -= step_b;
+    if (std::abs(step_w) + std::abs(step_b) < 1e-10) break;
+  }
+  if (!std::isfinite(w) || !std::isfinite(b)) throw NumericError("fit_sigmoid_head did not converge");
+  return {w, b};
+}
+
+/// What calibration decided, stored beside a model as MODEL.calibration.json so that
+/// load_face_verifier() uses it.
+struct Calibration {
+  std::string model_name;         ///< the backbone's metadata name; checked at load
+  double weight = 0.0;            ///< fitted head
+  double bias = 0.0;
+  double distance_threshold = 0.0;  ///< "same" at or below this distance
+  std::string criterion;          ///< e.g. "far<=0.001" or "best-accuracy"
+  double far = 0.0;               ///< FAR at the threshold on the calibration set
+  double tar = 0.0;               ///< TAR at the threshold on the calibration set
+  double brier = 0.0;             ///< Brier score of the fitted head on the calibration set
+  std::size_t pairs = 0;          ///< size of the calibration set
+};
+
+inline std::filesystem::path calibration_path_for(const std::filesystem::path& model) {
+  return model.string() + ".calibration.json";
+}
+
+/// Writes `c` to `file` atomically (a temporary file, then a rename).
+inline void save_calibration(const Calibration& c, const std::filesystem::path& file) {
+  const nlohmann::json j = {{"format_version", 1},       {"model_name", c.model_name},
+                            {"weight", c.weight},         {"bias", c.bias},
+                            {"distance_threshold", c.distance_threshold},
+                            {"criterion", c.criterion},   {"far", c.far},
+                            {"tar", c.tar},               {"brier", c.brier},
+                            {"pairs", c.pairs}};
+  const auto temporary = file.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << j.dump(2) << '\n';
+    if (!out.flush()) throw FileError("cannot write calibration '" + temporary + "'");
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary, file, ec);
+  if (ec) throw FileError("cannot replace calibration '" + file.string() + "': " + ec.message());
+}
+
+/// Reads a calibration file. Throws FileError when missing, MetadataError when malformed.
+inline Calibration load_calibration(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw FileError("cannot open calibration '" + file.string() + "'");
+  try {
+    const auto j = nlohmann::json::parse(in);
+    Calibration c;
+    c.model_name = j.at("model_name").get<std::string>();
+    c.weight = j.at("weight").get<double>();
+    c.bias = j.at("bias").get<double>();
+    c.distance_threshold = j.at("distance_threshold").get<double>();
+    c.criterion = j.value("criterion", std::string{});
+    c.far = j.value("far", 0.0);
+    c.tar = j.value("tar", 0.0);
+    c.brier = j.value("brier", 0.0);
+    c.pairs = j.value("pairs", std::size_t{0});
+    if (!std::isfinite(c.weight) || !std::isfinite(c.bias) || c.weight == 0.0 ||
+        !std::isfinite(c.distance_threshold)) {
+      throw MetadataError("calibration '" + file.string() + "' has a non-finite or zero head, or a bad threshold");
+    }
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    throw MetadataError("calibration '" + file.string() + "' is malformed: " + e.what());
+  }
+}
+
+}  // namespace siamese::eval

@@ -1,0 +1,7 @@
+#pragma once
+
+// Training: losses, identity folders and samplers, head training, fine-tuning.
+#include <siamese/train/data.hpp>
+#include <siamese/train/finetune.hpp>
+#include <siamese/train/head_training.hpp>
+#include <siamese/train/losses.hpp>

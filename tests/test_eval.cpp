@@ -1,0 +1,170 @@
+#include "fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+using Approx = Catch::Detail::Approx;
+using siamese::CosineSimilarity;
+using siamese::EuclideanDistance;
+namespace eval = siamese::eval;
+
+TEST_CASE("Perfect separation: AUC 1, EER 0, accuracy 1", "[eval]") {
+  const std::vector<double> d = {0.1, 0.2, 0.3, 0.9, 1.0, 1.1};
+  const std::vector<int> y = {1, 1, 1, 0, 0, 0};
+  const auto r = eval::evaluate_scores<EuclideanDistance>(d, y);
+  CHECK(r.auc == Approx(1.0));
+  CHECK(r.eer == Approx(0.0).margin(1e-12));
+  CHECK(r.best_accuracy == Approx(1.0));
+  CHECK(r.best_threshold > 0.3);
+  CHECK(r.best_threshold < 0.9);
+  CHECK(r.tar_at_far_1e3 == Approx(1.0));
+  CHECK(r.roc.front().far == 0.0);
+  CHECK(r.roc.back().far == 1.0);
+  CHECK(r.roc.back().tar == 1.0);
+  // The same scores as a similarity, where larger means same: the metric's type flips it.
+  const std::vector<double> s = {0.9, 0.8, 0.7, 0.1, 0.0, -0.1};
+  CHECK(eval::evaluate_scores<CosineSimilarity>(s, y).auc == Approx(1.0));
+  CHECK(eval::evaluate_scores<EuclideanDistance>(s, y).auc == Approx(0.0));
+}
+
+TEST_CASE("Total overlap and ties: AUC 0.5, EER 0.5", "[eval]") {
+  const std::vector<double> d = {0.5, 0.5, 0.5, 0.5};
+  const std::vector<int> y = {1, 0, 1, 0};
+  const auto r = eval::evaluate_scores<EuclideanDistance>(d, y);
+  CHECK(r.auc == Approx(0.5));
+  CHECK(r.eer == Approx(0.5));
+  CHECK(r.best_accuracy == Approx(0.5));
+  REQUIRE(r.roc.size() == 2);  // all tied scores move together: one step from (0,0) to (1,1)
+}
+
+TEST_CASE("Hand-computed ROC with one mistake", "[eval]") {
+  // Distances: same pairs 0.1 0.4 0.6; different pairs 0.3 0.8 0.9.
+  const std::vector<double> d = {0.1, 0.4, 0.6, 0.3, 0.8, 0.9};
+  const std::vector<int> y = {1, 1, 1, 0, 0, 0};
+  const auto r = eval::evaluate_scores<EuclideanDistance>(d, y);
+  // Ranked by distance: S(0.1) D(0.3) S(0.4) S(0.6) D(0.8) D(0.9). AUC is the share of
+  // (same, different) pairs ranked right: 3 + 2 + 2 of 9.
+  CHECK(r.auc == Approx(7.0 / 9.0));
+  CHECK(r.best_accuracy == Approx(5.0 / 6.0));
+  CHECK(r.tar_at_far_1e2 == Approx(1.0 / 3.0));
+  const auto p = eval::point_at_far(r, 0.0);
+  CHECK(p.far == 0.0);
+  CHECK(p.tar == Approx(1.0 / 3.0));
+  CHECK(r.eer == Approx(1.0 / 3.0));
+}
+
+TEST_CASE("K-fold accuracy chooses thresholds on the other folds", "[eval]") {
+  // Folds 0 and 1 are separable anywhere in (0.3, 0.75); fold 2 only above 0.6, so the
+  // threshold learnt on folds 0 and 1 (0.525) misjudges its same-person pair.
+  const std::vector<double> d = {0.2, 0.75, 0.3, 0.8, 0.6, 0.9};
+  const std::vector<int> y = {1, 0, 1, 0, 1, 0};
+  const std::vector<int> folds = {0, 0, 1, 1, 2, 2};
+  const auto k = eval::kfold_accuracy<EuclideanDistance>(d, y, folds);
+  REQUIRE(k.accuracies.size() == 3);
+  CHECK(k.accuracies[0] == Approx(1.0));
+  CHECK(k.accuracies[1] == Approx(1.0));
+  CHECK(k.accuracies[2] == Approx(0.5));
+  CHECK(k.thresholds[2] == Approx(0.525));
+  CHECK(k.mean == Approx(2.5 / 3));
+  CHECK(k.stddev > 0.2);
+  CHECK_THROWS_AS(eval::kfold_accuracy<EuclideanDistance>(d, y, {0, 0, 0, 0, 0, 0}), siamese::Error);
+}
+
+TEST_CASE("Metrics reject bad input", "[eval][errors]") {
+  CHECK_THROWS_AS(eval::evaluate_scores<EuclideanDistance>({0.1, 0.2}, {1}), siamese::ShapeError);
+  CHECK_THROWS_AS(eval::evaluate_scores<EuclideanDistance>({0.1, 0.2}, {1, 1}), siamese::Error);
+  CHECK_THROWS_AS(eval::evaluate_scores<EuclideanDistance>({0.1, 0.2}, {1, 2}), siamese::Error);
+  CHECK_THROWS_AS(eval::evaluate_scores<EuclideanDistance>({0.1, NAN}, {1, 0}), siamese::NumericError);
+}
+
+TEST_CASE("LFW pair files parse, with folds", "[eval][pairs]") {
+  fixtures::TempDir dir;
+  fixtures::write_file(dir / "pairs.txt",
+                       "2\t1\nAlice\t1\t2\nAlice\t1\tBob\t3\nCarol\t2\t4\nBob\t1\tCarol\t1\r\n");
+  const auto list = eval::parse_lfw_pairs(dir / "pairs.txt", "/data");
+  CHECK(list.folds == 2);
+  REQUIRE(list.pairs.size() == 4);
+  CHECK(list.pairs[0].a == std::filesystem::path("/data/Alice/Alice_0001.jpg"));
+  CHECK(list.pairs[0].b == std::filesystem::path("/data/Alice/Alice_0002.jpg"));
+  CHECK(list.pairs[0].label == 1);
+  CHECK(list.pairs[1].b == std::filesystem::path("/data/Bob/Bob_0003.jpg"));
+  CHECK(list.pairs[1].label == 0);
+  CHECK(list.pairs[2].fold == 1);
+  CHECK(list.pairs[3].fold == 1);
+  CHECK(eval::distinct_images(list).size() == 7);
+
+  fixtures::write_file(dir / "dev.txt", "1\nAlice\t1\t2\nAlice\t1\tBob\t3\n");
+  CHECK(eval::parse_lfw_pairs(dir / "dev.txt", "/d").folds == 1);
+}
+
+TEST_CASE("Malformed pair files raise errors naming the line", "[eval][pairs][errors]") {
+  fixtures::TempDir dir;
+  auto parse = [&](const std::string& text) {
+    fixtures::write_file(dir / "p.txt", text);
+    return eval::parse_lfw_pairs(dir / "p.txt", "/d");
+  };
+  CHECK_THROWS_WITH(parse("1\nAlice\t1\t2\nAlice\tx\tBob\t3\n"), Catch::Contains("p.txt:3") && Catch::Contains("'x'"));
+  CHECK_THROWS_WITH(parse("1\nAlice\t1\t2\t3\t4\t5\n"), Catch::Contains("p.txt:2"));
+  CHECK_THROWS_WITH(parse("1\nAlice\t1\tBob\t2\nAlice\t1\t2\n"), Catch::Contains("p.txt:2") && Catch::Contains("same-person pairs"));
+  CHECK_THROWS_WITH(parse("2\nA\t1\t2\nA\t1\t3\nA\t1\tB\t3\n"), Catch::Contains("announces 4 pairs, file has 3"));
+  CHECK_THROWS_WITH(parse("1\nA\t1\t2\nA\t1\tB\t2\nA\t1\t2\n"), Catch::Contains("p.txt:4") && Catch::Contains("more pairs"));
+  CHECK_THROWS_AS(parse(""), eval::PairListError);
+  CHECK_THROWS_AS(parse("abc\n"), eval::PairListError);
+  CHECK_THROWS_AS(parse("1\t2\t3\n"), eval::PairListError);
+  CHECK_THROWS_WITH(parse("100\t1000000\n"), Catch::Contains("over the limit"));
+  CHECK_THROWS_AS(eval::parse_lfw_pairs(dir / "missing.txt", "/d"), siamese::FileError);
+
+  fixtures::write_file(dir / "p.csv", "path_a,path_b,label\na.jpg,b.jpg,1\nc.jpg,d.jpg,0\n");
+  const auto csv = eval::parse_pairs(dir / "p.csv", "/r");
+  REQUIRE(csv.pairs.size() == 2);
+  CHECK(csv.pairs[0].a == std::filesystem::path("/r/a.jpg"));
+  CHECK(csv.pairs[1].label == 0);
+  fixtures::write_file(dir / "bad.csv", "a.jpg,b.jpg,1\na.jpg,b.jpg,yes\n");
+  CHECK_THROWS_WITH(eval::parse_pairs(dir / "bad.csv", "/r"), Catch::Contains("bad.csv:2"));
+}
+
+TEST_CASE("Calibration: a fitted head, the Brier score, save and load", "[eval][calibration]") {
+  // Distances drawn from p(same | d) = sigmoid(-8 d + 4): the fit must recover roughly that.
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::vector<double> d;
+  std::vector<int> y;
+  for (int i = 0; i < 4000; ++i) {
+    const double distance = uniform(rng) * 1.2;
+    d.push_back(distance);
+    y.push_back(uniform(rng) < 1.0 / (1.0 + std::exp(8 * distance - 4)) ? 1 : 0);
+  }
+  const auto head = eval::fit_sigmoid_head(d, y);
+  CHECK(head.weight == Approx(-8.0).epsilon(0.15));
+  CHECK(head.bias == Approx(4.0).epsilon(0.15));
+  std::vector<double> p;
+  for (double v : d) p.push_back(1.0 / (1.0 + std::exp(-(head.weight * v + head.bias))));
+  const double fitted = eval::brier_score(p, y);
+  CHECK(fitted < eval::brier_score(std::vector<double>(d.size(), 0.5), y));
+  for (const auto& bin : eval::reliability_table(p, y)) {
+    if (bin.count > 200) CHECK(std::abs(bin.mean_probability - bin.observed_rate) < 0.08);
+  }
+  CHECK(eval::brier_score({1.0, 0.0}, {1, 0}) == 0.0);
+
+  fixtures::TempDir dir;
+  eval::Calibration c{"tiny-embedder", -8.0, 4.0, 0.45, "far<=0.001", 0.001, 0.9, 0.1, 4000};
+  eval::save_calibration(c, dir / "m.calibration.json");
+  const auto back = eval::load_calibration(dir / "m.calibration.json");
+  CHECK(back.model_name == "tiny-embedder");
+  CHECK(back.distance_threshold == 0.45);
+  fixtures::write_file(dir / "bad.json", "{\"model_name\": 1}");
+  CHECK_THROWS_AS(eval::load_calibration(dir / "bad.json"), siamese::MetadataError);
+}
+
+TEST_CASE("load_face_verifier uses a calibration beside the model", "[eval][calibration][net]") {
+  fixtures::TempDir dir;
+  const auto model = fixtures::save_tiny_backbone(dir);
+  eval::Calibration c{"tiny-embedder", -4.0, 1.0, 0.7, "best-accuracy", 0, 0, 0, 10};
+  eval::save_calibration(c, eval::calibration_path_for(model));
+  auto net = siamese::load_face_verifier(model, fixtures::cpu_options());
+  CHECK(net.head()->weight.item<double>() == Approx(-4.0));
+  CHECK(net.head()->distance_at(net.decision_threshold()) == Approx(0.7).epsilon(1e-4));
+  c.model_name = "another-model";
+  eval::save_calibration(c, eval::calibration_path_for(model));
+  CHECK_THROWS_WITH(siamese::load_face_verifier(model, fixtures::cpu_options()),
+                    Catch::Contains("another-model") && Catch::Contains("tiny-embedder"));
+}

@@ -1,0 +1,140 @@
+#include "fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+using Approx = Catch::Detail::Approx;
+using siamese::Gallery;
+
+namespace {
+torch::Tensor point(std::initializer_list<float> values) { return torch::tensor(std::vector<float>(values)); }
+}  // namespace
+
+TEST_CASE("Gallery identifies by the nearest enrolled embedding, top-k people", "[gallery]") {
+  Gallery gallery("m", 2);
+  gallery.enroll("ann", torch::stack({point({0, 0}), point({10, 10})}));
+  gallery.enroll("bob", point({3, 0}));
+  gallery.enroll("cyd", point({0, 5}));
+  CHECK(gallery.size() == 4);
+  CHECK(gallery.people().size() == 3);
+  const auto results = gallery.identify(torch::stack({point({1, 0}), point({9, 9}), point({50, 50})}), 2, 1.5);
+  REQUIRE(results.size() == 3);
+  REQUIRE(results[0].candidates.size() == 2);
+  CHECK(results[0].candidates[0].person == "ann");
+  CHECK(results[0].candidates[0].distance == Approx(1.0).epsilon(1e-3));
+  CHECK(results[0].candidates[1].person == "bob");
+  CHECK(results[0].known);
+  CHECK(results[1].best() == "ann");  // through ann's second embedding
+  CHECK_FALSE(results[2].known);
+  CHECK(results[2].best() == "unknown");
+  // k larger than the gallery: every person once.
+  CHECK(gallery.identify(point({0, 0}), 10, 1.0)[0].candidates.size() == 3);
+}
+
+TEST_CASE("Gallery refuses the wrong model, shapes, values and names", "[gallery][errors]") {
+  Gallery gallery("face-128", 3);
+  CHECK_THROWS_WITH(gallery.check_model("inception-2048", 2048),
+                    Catch::Contains("face-128") && Catch::Contains("inception-2048"));
+  CHECK_NOTHROW(gallery.check_model("face-128", 3));
+  CHECK_THROWS_AS(gallery.enroll("x", torch::zeros({2, 4})), siamese::ShapeError);
+  CHECK_THROWS_AS(gallery.enroll("x", torch::full({3}, NAN)), siamese::NumericError);
+  CHECK_THROWS_AS(gallery.enroll("", torch::zeros({3})), siamese::Error);
+  CHECK_THROWS_AS(gallery.enroll("bad\nname", torch::zeros({3})), siamese::Error);
+  CHECK_THROWS_AS(gallery.identify(torch::zeros({1, 4}), 1, 1.0), siamese::ShapeError);
+  CHECK(gallery.identify(torch::zeros({3}), 1, 1.0)[0].candidates.empty());
+}
+
+TEST_CASE("Remove and rename people", "[gallery]") {
+  Gallery gallery("m", 1);
+  gallery.enroll("Zoë", torch::tensor({1.0F}));
+  gallery.enroll("Yann", torch::tensor({5.0F}));
+  CHECK(gallery.rename("Zoë", "Zoé"));
+  CHECK_FALSE(gallery.rename("nobody", "x"));
+  CHECK_THROWS_AS(gallery.rename("Zoé", "Yann"), siamese::Error);
+  CHECK(gallery.remove("Yann"));
+  CHECK_FALSE(gallery.remove("Yann"));
+  REQUIRE(gallery.people().size() == 1);
+  CHECK(gallery.people()[0].first == "Zoé");
+  CHECK(gallery.identify(torch::tensor({4.0F}), 1, 10.0)[0].best() == "Zoé");
+}
+
+TEST_CASE("Gallery files round-trip; damaged files are refused and the old one survives", "[gallery][errors]") {
+  fixtures::TempDir dir;
+  Gallery gallery("face-128", 4);
+  torch::manual_seed(4);
+  gallery.enroll("ann", torch::randn({2, 4}));
+  gallery.enroll("Björk", torch::randn({1, 4}));
+  const auto file = dir / "people.gallery";
+  gallery.save(file);
+  const auto loaded = Gallery::load(file);
+  CHECK(loaded.model_name() == "face-128");
+  CHECK(loaded.people() == gallery.people());
+  const auto probe = torch::randn({4});
+  CHECK(loaded.identify(probe, 2, 9.0)[0].candidates[0].distance ==
+        Approx(gallery.identify(probe, 2, 9.0)[0].candidates[0].distance));
+  CHECK_FALSE(std::filesystem::exists(file.string() + ".tmp"));
+
+  const auto bytes = fixtures::read_file(file);
+  fixtures::write_file(dir / "cut.gallery", bytes.substr(0, bytes.size() - 7));
+  CHECK_THROWS_WITH(Gallery::load(dir / "cut.gallery"), Catch::Contains("cut.gallery") && Catch::Contains("damaged"));
+  for (std::size_t at : {std::size_t{9}, bytes.size() / 2, bytes.size() - 1}) {
+    auto flipped = bytes;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0x10);
+    fixtures::write_file(dir / "flipped.gallery", flipped);
+    CHECK_THROWS_AS(Gallery::load(dir / "flipped.gallery"), siamese::GalleryError);
+  }
+  fixtures::write_file(dir / "junk.gallery", "hello");
+  CHECK_THROWS_AS(Gallery::load(dir / "junk.gallery"), siamese::GalleryError);
+  CHECK_THROWS_AS(Gallery::load(dir / "missing.gallery"), siamese::FileError);
+  CHECK_THROWS_WITH(Gallery::load(file, 10), Catch::Contains("limit"));
+  // The good file is untouched by all of this.
+  CHECK(Gallery::load(file).size() == 3);
+}
+
+TEST_CASE("A file claiming 10^12 entries is refused without allocating them", "[gallery][errors]") {
+  fixtures::TempDir dir;
+  Gallery gallery("m", 4);
+  gallery.enroll("a", torch::zeros({4}));
+  gallery.save(dir / "g");
+  auto bytes = fixtures::read_file(dir / "g");
+  // count sits after magic (8), version (4), name length (4), name (1), dim (8).
+  const std::uint64_t huge = 1'000'000'000'000ULL;
+  std::memcpy(bytes.data() + 25, &huge, 8);
+  // Re-seal the checksum so that only the count is hostile.
+  std::uint64_t h = 1469598103934665603ULL;
+  for (std::size_t i = 0; i + 8 < bytes.size(); ++i) {
+    h ^= static_cast<unsigned char>(bytes[i]);
+    h *= 1099511628211ULL;
+  }
+  std::memcpy(bytes.data() + bytes.size() - 8, &h, 8);
+  fixtures::write_file(dir / "huge", bytes);
+  CHECK_THROWS_WITH(Gallery::load(dir / "huge"), Catch::Contains("1000000000000 entries"));
+}
+
+TEST_CASE("Concurrent identify while enrolling keeps every enrollment", "[gallery][concurrency]") {
+  Gallery gallery("m", 8);
+  gallery.enroll("seed", torch::zeros({8}));
+  std::atomic<bool> done{false};
+  std::atomic<int> searches{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      while (!done) {
+        const auto r = gallery.identify(torch::zeros({2, 8}), 3, 0.5);
+        if (r.size() != 2 || r[0].candidates.front().person != "seed") throw std::runtime_error("inconsistent read");
+        ++searches;
+      }
+    });
+  }
+  std::thread writer([&] {
+    for (int i = 0; i < 200; ++i) gallery.enroll("p" + std::to_string(i), torch::full({8}, 1.0F + static_cast<float>(i)));
+    done = true;
+  });
+  writer.join();
+  for (auto& r : readers) r.join();
+  CHECK(gallery.size() == 201);
+  CHECK(gallery.people().size() == 201);
+  CHECK(searches > 0);
+}

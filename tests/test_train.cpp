@@ -1,0 +1,141 @@
+#include "fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <opencv2/imgcodecs.hpp>
+
+using Approx = Catch::Detail::Approx;
+namespace train = siamese::train;
+
+TEST_CASE("Losses match hand-computed values", "[train][losses]") {
+  const auto d = torch::tensor({0.5, 2.0, 0.3});
+  const auto y = torch::tensor({1.0, 0.0, 0.0});
+  // Contrastive, margin 1: 0.25 + 0 + 0.49 -> mean 0.74 / 3.
+  CHECK(train::contrastive_loss(d, y, 1.0).item<double>() == Approx(0.74 / 3));
+  // Triplet, margin 0.2: max(0.5 - 0.9 + 0.2, 0) = 0, max(0.8 - 0.3 + 0.2, 0) = 0.7.
+  CHECK(train::triplet_loss(torch::tensor({0.5, 0.8}), torch::tensor({0.9, 0.3}), 0.2).item<double>() == Approx(0.35));
+  // BCE on logits 0 and 2 with labels 1 and 0: (ln 2 + ln(1 + e^2)) / 2.
+  CHECK(train::binary_cross_entropy(torch::tensor({0.0, 2.0}), torch::tensor({1.0, 0.0})).item<double>() ==
+        Approx((std::log(2.0) + std::log(1.0 + std::exp(2.0))) / 2));
+  CHECK_THROWS_AS(train::triplet_loss(torch::zeros({2}), torch::zeros({3}), 0.2), siamese::ShapeError);
+  CHECK_THROWS_AS(train::contrastive_loss(d, y, 0.0), siamese::Error);
+}
+
+TEST_CASE("Training the head on distances improves it", "[train][head]") {
+  std::vector<double> d;
+  std::vector<int> y;
+  for (int i = 0; i < 200; ++i) {
+    d.push_back(i % 2 ? 1.0 + 0.002 * i : 0.2 + 0.002 * i);
+    y.push_back(i % 2 ? 0 : 1);
+  }
+  siamese::SigmoidHead head(siamese::SigmoidHeadOptions{-1.0, 0.0});  // starts poor: p < 0.5 for all
+  auto loss_of = [&](siamese::SigmoidHead& h) {
+    torch::NoGradGuard no_grad;
+    return train::binary_cross_entropy(h->logits(torch::tensor(d).to(torch::kFloat32)),
+                                       torch::tensor(std::vector<float>(y.begin(), y.end())))
+        .item<double>();
+  };
+  const double before = loss_of(head);
+  const double after = train::train_head(head, d, y);
+  CHECK(after < before / 3);
+  CHECK(head->distance_at(0.5) > 0.6);
+  CHECK(head->distance_at(0.5) < 1.0);
+}
+
+TEST_CASE("Identity folders, seeded pairs and negatives mining", "[train][data]") {
+  fixtures::TempDir dir;
+  for (const char* person : {"carol", "alice", "bob", "dave"}) {
+    std::filesystem::create_directories(dir / person);
+    const int count = std::string(person) == "dave" ? 1 : 3;
+    for (int i = 0; i < count; ++i) {
+      REQUIRE(cv::imwrite((dir / person / (std::to_string(i) + ".png")).string(), cv::Mat(4, 4, CV_8UC3, cv::Scalar::all(i))));
+    }
+  }
+  fixtures::write_file(dir / "alice" / "notes.txt", "not an image");
+  train::IdentityFolder folder(dir.path());
+  REQUIRE(folder.people().size() == 4);
+  CHECK(folder.people()[0].name == "alice");
+  CHECK(folder.people()[0].images.size() == 3);
+  CHECK(train::IdentityFolder(dir.path(), 2).people().size() == 3);
+  CHECK_THROWS_AS(train::IdentityFolder(dir / "nowhere"), siamese::FileError);
+  CHECK_THROWS_AS(train::IdentityFolder(dir.path(), 10), siamese::Error);
+
+  const auto pairs = train::sample_pairs(folder, 40, 11);
+  REQUIRE(pairs.size() == 40);
+  int same = 0;
+  for (const auto& p : pairs) {
+    same += p.label;
+    CHECK(p.a != p.b);
+    CHECK((p.a.parent_path() == p.b.parent_path()) == (p.label == 1));
+  }
+  CHECK(same == 20);
+  const auto again = train::sample_pairs(folder, 40, 11);
+  CHECK(again[7].a == pairs[7].a);  // seeded: reproducible
+
+  const auto [left, right] = folder.split(0.5, 3);
+  CHECK(left.people().size() + right.people().size() == 4);
+  for (const auto& p : left.people())
+    for (const auto& q : right.people()) CHECK(p.name != q.name);
+
+  // Embeddings on a line: person 0 at 0 and 1, person 1 at 0.5 and 3, person 2 at 5.
+  const auto e = torch::tensor({0.0, 1.0, 0.5, 3.0, 5.0}).unsqueeze(1);
+  const std::vector<std::int64_t> labels = {0, 0, 1, 1, 2};
+  std::mt19937_64 rng(1);
+  // Anchor 0, positive 1 (d = 1): hardest negative is row 2 (0.5); semi-hard is row 3 (3 > 1).
+  CHECK(train::select_negatives(e, labels, {0}, {1}, train::Mining::hard, rng)[0] == 2);
+  CHECK(train::select_negatives(e, labels, {0}, {1}, train::Mining::semi_hard, rng)[0] == 3);
+  for (int i = 0; i < 10; ++i) {
+    const auto n = train::select_negatives(e, labels, {0}, {1}, train::Mining::random, rng)[0];
+    CHECK(labels[n] != 0);
+  }
+}
+
+TEST_CASE("Fine-tuning trains only the named parameters and resumes from checkpoints", "[train][finetune]") {
+  fixtures::TempDir dir;
+  const auto model = fixtures::save_tiny_backbone(dir);
+  for (int p = 0; p < 4; ++p) {
+    std::filesystem::create_directories(dir / "people" / ("p" + std::to_string(p)));
+    for (int i = 0; i < 3; ++i) {
+      cv::Mat image(8, 8, CV_8UC3, cv::Scalar(40 * p + 5 * i, 200 - 40 * p, 17 * i));
+      REQUIRE(cv::imwrite((dir / "people" / ("p" + std::to_string(p)) / (std::to_string(i) + ".png")).string(), image));
+    }
+  }
+  train::IdentityFolder people(dir / "people");
+  const auto validation = train::sample_pairs(people, 8, 2);
+  train::FineTuneOptions options;
+  options.trainable = {"fc_weight"};
+  options.epochs = 2;
+  options.steps_per_epoch = 3;
+  options.people_per_batch = 4;
+  options.learning_rate = 0.05;
+  options.margin = 100.0;  // far beyond the tiny embedder's distances: every triplet has a loss
+  options.checkpoint_dir = dir / "checkpoints";
+  const auto before = fixtures::tiny_embedder().attr("conv_weight").toTensor().clone();
+  const auto fc_before = fixtures::tiny_embedder().attr("fc_weight").toTensor().clone();
+  {
+    train::FineTuner tuner(model, nullptr, people, validation, options);
+    CHECK(tuner.trainable_parameter_count() == 6 * fixtures::embedding_size);
+    int calls = 0;
+    const auto reports = tuner.run([&](const train::Progress& p) {
+      ++calls;
+      CHECK(p.steps == 3);
+    });
+    CHECK(calls > 0);
+    CHECK(!reports.empty());
+    auto& module = tuner.backbone().module();
+    CHECK(torch::equal(module.attr("conv_weight").toTensor(), before));  // frozen
+    CHECK_FALSE(torch::equal(module.attr("fc_weight").toTensor(), fc_before));  // trained
+  }
+  CHECK(std::filesystem::exists(dir / "checkpoints" / "last.pt"));
+  CHECK(std::filesystem::exists(dir / "checkpoints" / "best.pt"));
+  // The checkpoint is an ordinary backbone file.
+  siamese::TorchScriptBackbone saved(dir / "checkpoints" / "last.pt", fixtures::cpu_options());
+  CHECK(saved.metadata().name == "tiny-embedder");
+  // A new tuner on the same folder resumes: with all epochs done, run() trains nothing more.
+  train::FineTuner resumed(model, nullptr, people, validation, options);
+  CHECK(resumed.epochs_done() == 2);
+  CHECK(resumed.run().empty());
+  options.trainable = {"no_such_parameter"};
+  options.checkpoint_dir = dir / "other";
+  CHECK_THROWS_AS(train::FineTuner(model, nullptr, people, validation, options), siamese::Error);
+}
