@@ -15,7 +15,7 @@
 // Usage: evaluate --model M --pairs FILE --root DIR [--out DIR] [--mirror] [--batch N]
 //                 [--cropped] [--log-far] [--calibrate far=0.001|accuracy]
 
-#include <siamese/siamese.hpp>
+#include "example_main.hpp"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -49,12 +49,9 @@ constexpr const char* usage =
 
 Arguments parse_arguments(int argc, char** argv) {
   Arguments a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-      return argv[++i];
-    };
+  for (example::Flags flags(argc, argv); flags.next();) {
+    const std::string arg = flags.arg();
+    auto value = [&] { return flags.value(); };
     if (arg == "--model") a.model = value();
     else if (arg == "--pairs") a.pairs = value();
     else if (arg == "--root") a.root = value();
@@ -133,14 +130,7 @@ void draw_roc(const siamese::eval::VerificationReport& report, const std::string
 }  // namespace
 
 int main(int argc, char** argv) {
-  Arguments args;
-  try {
-    args = parse_arguments(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "evaluate: " << e.what() << '\n' << usage;
-    return 2;
-  }
-  try {
+  return example::main_with_usage("evaluate", usage, argc, argv, parse_arguments, [](const Arguments& args) {
     using namespace siamese;
     const auto list = eval::parse_pairs(args.pairs, args.root);
     BackboneOptions options;
@@ -244,8 +234,5 @@ int main(int argc, char** argv) {
       }
     }
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "evaluate: " << e.what() << '\n';
-    return 1;
-  }
+  });
 }

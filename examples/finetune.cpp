@@ -13,7 +13,7 @@
 // Usage: finetune --model M --people ROOT --out DIR [--epochs N] [--steps N] [--lr X]
 //                 [--margin X] [--mining semi-hard|hard|random] [--sgd] [--train PREFIX]...
 
-#include <siamese/siamese.hpp>
+#include "example_main.hpp"
 
 #include <iomanip>
 #include <iostream>
@@ -26,19 +26,19 @@ constexpr const char* usage =
     "  --train   parameter-name prefix to unfreeze (repeatable); default blocks.13 and fc,\n"
     "            the last residual block and projection of the face model\n";
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  using namespace siamese;
+struct Arguments {
   std::string model, people, out;
-  train::FineTuneOptions options;
-  try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-        return argv[++i];
-      };
+  siamese::train::FineTuneOptions options;
+};
+
+Arguments parse_arguments(int argc, char** argv) {
+  using namespace siamese;
+  Arguments a;
+  auto& [model, people, out, options] = a;
+  for (example::Flags flags(argc, argv); flags.next();) {
+    const std::string arg = flags.arg();
+    auto value = [&] { return flags.value(); };
+    {
       if (arg == "--model") model = value();
       else if (arg == "--people") people = value();
       else if (arg == "--out") out = value();
@@ -54,15 +54,20 @@ int main(int argc, char** argv) {
         else if (m == "hard") options.mining = train::Mining::hard;
         else if (m == "random") options.mining = train::Mining::random;
         else throw std::invalid_argument("--mining takes semi-hard, hard or random, got '" + m + "'");
-      } else if (arg == "-h" || arg == "--help") { std::cout << usage; return 0; }
+      } else if (arg == "-h" || arg == "--help") { std::cout << usage; std::exit(0); }
       else throw std::invalid_argument("unknown argument '" + arg + "'");
     }
-    if (model.empty() || people.empty() || out.empty()) throw std::invalid_argument("--model, --people and --out are required");
-  } catch (const std::exception& e) {
-    std::cerr << "finetune: " << e.what() << '\n' << usage;
-    return 2;
   }
-  try {
+  if (model.empty() || people.empty() || out.empty()) throw std::invalid_argument("--model, --people and --out are required");
+  return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return example::main_with_usage("finetune", usage, argc, argv, parse_arguments, [](Arguments args) {
+    using namespace siamese;
+    auto& [model, people, out, options] = args;
     if (options.trainable.empty()) options.trainable = {"blocks.13", "fc"};
     options.checkpoint_dir = out;
     const train::IdentityFolder everyone(people, 2);
@@ -88,8 +93,5 @@ int main(int argc, char** argv) {
     std::cout << std::setprecision(4) << "best validation accuracy " << tuner.best_validation_accuracy() << ", saved in "
               << (std::filesystem::path(out) / "best.pt").string() << '\n';
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "finetune: " << e.what() << '\n';
-    return 1;
-  }
+  });
 }

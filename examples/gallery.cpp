@@ -16,7 +16,7 @@
 //        gallery rename DB OLD NEW              gallery benchmark --people ROOT [--enroll 2]
 //        options: --model M (default models/faceapi_recognition.pt) --threshold T
 
-#include <siamese/siamese.hpp>
+#include "example_main.hpp"
 
 #include <iomanip>
 #include <iostream>
@@ -42,12 +42,9 @@ struct Arguments {
 
 Arguments parse(int argc, char** argv) {
   Arguments a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-      return argv[++i];
-    };
+  for (example::Flags flags(argc, argv); flags.next();) {
+    const std::string arg = flags.arg();
+    auto value = [&] { return flags.value(); };
     if (arg == "--model") a.model = value();
     else if (arg == "--people") a.people = value();
     else if (arg == "--k") a.k = std::stoul(value());
@@ -143,14 +140,7 @@ int benchmark(const Arguments& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Arguments args;
-  try {
-    args = parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "gallery: " << e.what() << '\n' << usage;
-    return 2;
-  }
-  try {
+  return example::main_with_usage("gallery", usage, argc, argv, parse, [](const Arguments& args) {
     const auto& command = args.positional[0];
     if (command == "benchmark") return benchmark(args);
     const std::string db = args.positional[1];
@@ -185,8 +175,5 @@ int main(int argc, char** argv) {
     std::cout << std::fixed << std::setprecision(4) << "answer: " << found.best() << " (threshold " << embedder.threshold << ")\n";
     for (const auto& m : found.candidates) std::cout << "  " << m.person << "\tdistance " << m.distance << '\n';
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "gallery: " << e.what() << '\n';
-    return 1;
-  }
+  });
 }

@@ -13,7 +13,7 @@
 // Usage: train_head --model M --people ROOT --out HEAD.pt [--pairs N] [--seed S]
 //                   [--cache FILE] [--cropped]
 
-#include <siamese/siamese.hpp>
+#include "example_main.hpp"
 
 #include <iomanip>
 #include <iostream>
@@ -37,12 +37,9 @@ constexpr const char* usage =
 
 Arguments parse_arguments(int argc, char** argv) {
   Arguments a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-      return argv[++i];
-    };
+  for (example::Flags flags(argc, argv); flags.next();) {
+    const std::string arg = flags.arg();
+    auto value = [&] { return flags.value(); };
     if (arg == "--model") a.model = value();
     else if (arg == "--people") a.people = value();
     else if (arg == "--out") a.out = value();
@@ -61,14 +58,7 @@ Arguments parse_arguments(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Arguments args;
-  try {
-    args = parse_arguments(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "train_head: " << e.what() << '\n' << usage;
-    return 2;
-  }
-  try {
+  return example::main_with_usage("train_head", usage, argc, argv, parse_arguments, [](const Arguments& args) {
     using namespace siamese;
     const train::IdentityFolder everyone(args.people);
     const auto [train_people, validation_people] = everyone.split(0.75, args.seed);
@@ -136,8 +126,5 @@ int main(int argc, char** argv) {
               << ": validation accuracy " << after << " (training loss " << loss << ")\n"
               << "saved            " << args.out << " (verify_pair --head " << args.out << ")\n";
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "train_head: " << e.what() << '\n';
-    return 1;
-  }
+  });
 }

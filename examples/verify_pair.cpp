@@ -14,7 +14,7 @@
 //                    [--show OUT.png] [--head HEAD.pt] [--device auto|cpu|cuda[:N]]
 // --head takes a head saved by train_head (verdict: probability >= 0.5).
 
-#include <siamese/siamese.hpp>
+#include "example_main.hpp"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -53,27 +53,26 @@ constexpr const char* usage =
 Arguments parse_arguments(int argc, char** argv) {
   std::vector<std::string> positional;
   Arguments args;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--device" && has_value) {
-      args.device = argv[++i];
-    } else if (arg == "--detector" && has_value) {
-      args.detector = argv[++i];
+  for (example::Flags flags(argc, argv); flags.next();) {
+    const std::string arg = flags.arg();
+    if (arg == "--device") {
+      args.device = flags.value();
+    } else if (arg == "--detector") {
+      args.detector = flags.value();
       if (args.detector != "tiny" && args.detector != "haar") {
         throw std::invalid_argument("--detector must be tiny or haar, got '" + args.detector + "'");
       }
-    } else if (arg == "--show" && has_value) {
-      args.show = argv[++i];
-    } else if (arg == "--head" && has_value) {
-      args.head = argv[++i];
+    } else if (arg == "--show") {
+      args.show = flags.value();
+    } else if (arg == "--head") {
+      args.head = flags.value();
     } else if (arg == "--cropped") {
       args.cropped = true;
     } else if (arg == "-h" || arg == "--help") {
       std::cout << usage;
       std::exit(0);
     } else if (!arg.empty() && arg[0] == '-') {
-      throw std::invalid_argument("unknown option or missing value: '" + arg + "'");
+      throw std::invalid_argument("unknown option '" + arg + "'");
     } else {
       positional.push_back(arg);
     }
@@ -141,14 +140,7 @@ void save_picture(const std::string& file, const cv::Mat& photo_a, const siamese
 }  // namespace
 
 int main(int argc, char** argv) {
-  Arguments args;
-  try {
-    args = parse_arguments(argc, argv);
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "verify_pair: " << e.what() << '\n' << usage;
-    return 2;
-  }
-  try {
+  return example::main_with_usage("verify_pair", usage, argc, argv, parse_arguments, [](const Arguments& args) {
     siamese::BackboneOptions options;
     options.device = siamese::Device::parse(args.device);
     auto net = siamese::load_face_verifier(args.model, options);
@@ -189,11 +181,5 @@ int main(int argc, char** argv) {
       std::cout << "picture:     " << args.show << '\n';
     }
     return 0;
-  } catch (const siamese::NoFaceFound& e) {
-    std::cerr << "verify_pair: " << e.what() << " (use --cropped for face crops)\n";
-    return 3;
-  } catch (const std::exception& e) {
-    std::cerr << "verify_pair: " << e.what() << '\n';
-    return 1;
-  }
+  });
 }
