@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     const auto validation = train::sample_pairs(validation_people, 200, options.seed + 1);
     FacePipelineOptions face_options;
     face_options.center_fallback = true;
+    face_options.policy = FacePolicy::central;  // identity folders hold face-dataset photos
     auto pipeline = FacePipeline::from_models(std::filesystem::path(model).parent_path(), face_options);
     train::FineTuner tuner(model, &pipeline, train_people, validation, options);
     std::cout << "finetune: " << train_people.people().size() << " training people, " << validation_people.people().size()

@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
       FacePipelineOptions options;
       options.chip_size = net.backbone().input_spec().height;
       options.center_fallback = true;
+      options.policy = FacePolicy::central;  // identity folders hold face-dataset photos
       pipeline.emplace(FacePipeline::from_models(std::filesystem::path(args.model).parent_path(), options));
     }
     ImageEmbedder embedder(net.backbone(), pipeline ? &*pipeline : nullptr);
