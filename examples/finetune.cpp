@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
     std::cout << "finetune: " << train_people.people().size() << " training people, " << validation_people.people().size()
               << " validation people (" << validation.size() << " pairs), " << tuner.trainable_parameter_count()
               << " trainable parameters, starting at epoch " << tuner.epochs_done() << '\n';
+    std::cout << std::fixed << std::setprecision(4) << "validation accuracy before fine-tuning " << tuner.validation_accuracy()
+              << '\n';
     const auto reports = tuner.run([](const train::Progress& p) {
       std::cerr << "\repoch " << p.epoch << " step " << p.step << "/" << p.steps << "  loss " << std::fixed
                 << std::setprecision(4) << p.loss << "  " << std::setprecision(1) << p.triplets_per_second
