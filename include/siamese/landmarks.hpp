@@ -17,8 +17,7 @@ namespace siamese {
 
 /// The 68-point face landmark network of @vladmandic/face-api (iBUG 300-W point order: jaw
 /// 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67), converted by
-/// tools/convert_faceapi.py. Not thread-safe to share while its module is being replaced; calls
-/// to landmarks() from several threads are fine.
+/// tools/convert_faceapi.py. landmarks() may be called from several threads at once.
 class LandmarkDetector68 {
  public:
   static constexpr int point_count = 68;
