@@ -82,13 +82,12 @@ struct Embedder {
   }
 
   torch::Tensor embed(const std::vector<std::string>& photos) {
-    std::vector<cv::Mat> chips;
-    for (const auto& photo : photos) chips.push_back(pipeline.align(siamese::read_image(photo), photo).chip);
-    return net.embed(siamese::to_input_batch(chips, net.backbone().input_spec())).to(torch::kCPU);
+    return images.embed_files(std::vector<std::filesystem::path>(photos.begin(), photos.end()));
   }
 
   siamese::FaceVerifier net;
   siamese::FacePipeline pipeline;
+  siamese::ImageEmbedder<> images{net.backbone(), &pipeline};
   double threshold;
 };
 

@@ -103,11 +103,7 @@ TEST_CASE("A file claiming 10^12 entries is refused without allocating them", "[
   const std::uint64_t huge = 1'000'000'000'000ULL;
   std::memcpy(bytes.data() + 25, &huge, 8);
   // Re-seal the checksum so that only the count is hostile.
-  std::uint64_t h = 1469598103934665603ULL;
-  for (std::size_t i = 0; i + 8 < bytes.size(); ++i) {
-    h ^= static_cast<unsigned char>(bytes[i]);
-    h *= 1099511628211ULL;
-  }
+  const std::uint64_t h = siamese::detail::fnv1a(bytes.data(), bytes.size() - 8);
   std::memcpy(bytes.data() + bytes.size() - 8, &h, 8);
   fixtures::write_file(dir / "huge", bytes);
   CHECK_THROWS_WITH(Gallery::load(dir / "huge"), Catch::Contains("1000000000000 entries"));

@@ -35,6 +35,13 @@ torch::Tensor golden_pixels(int s, int side) {
   return image;
 }
 
+// The network input for raw RGB pixels [3,S,S] under `spec`, as the backbone's preprocessing computes it.
+torch::Tensor normalised(const torch::Tensor& raw, const siamese::InputSpec& spec) {
+  const auto mean = torch::tensor({spec.mean[0], spec.mean[1], spec.mean[2]}).view({3, 1, 1});
+  const auto stddev = torch::tensor({spec.std[0], spec.std[1], spec.std[2]}).view({3, 1, 1});
+  return ((raw * spec.scale - mean) / stddev).to(torch::kFloat32).unsqueeze(0);
+}
+
 }  // namespace
 
 TEST_CASE("Converted face model reproduces face-api.js descriptors", "[models][faceapi]") {
@@ -46,13 +53,10 @@ TEST_CASE("Converted face model reproduces face-api.js descriptors", "[models][f
     siamese::TorchScriptBackbone backbone(face_model(), fixtures::cpu_options(optimize));
     const auto& spec = backbone.input_spec();
     REQUIRE(spec.height == side);
-    const auto mean = torch::tensor({spec.mean[0], spec.mean[1], spec.mean[2]}).view({3, 1, 1});
-    const auto stddev = torch::tensor({spec.std[0], spec.std[1], spec.std[2]}).view({3, 1, 1});
     double max_diff = 0.0;
     const auto& descriptors = golden.at("descriptors");
     for (std::size_t s = 0; s < descriptors.size(); ++s) {
-      const auto input = ((golden_pixels(static_cast<int>(s), side) * spec.scale - mean) / stddev)
-                             .to(torch::kFloat32).unsqueeze(0);
+      const auto input = normalised(golden_pixels(static_cast<int>(s), side), spec);
       const auto expected = torch::tensor(descriptors[s].get<std::vector<float>>()).unsqueeze(0);
       const auto got = backbone.embed(input);
       max_diff = std::max(max_diff, (got - expected).abs().max().item<double>());
@@ -108,12 +112,6 @@ siamese::FacePipeline standard_pipeline(bool center_fallback = false) {
   siamese::FacePipelineOptions options;
   options.center_fallback = center_fallback;
   return siamese::FacePipeline::from_models(env_path("SIAMESE_MODELS_DIR"), options);
-}
-
-torch::Tensor normalised(const torch::Tensor& raw, const siamese::InputSpec& spec) {
-  const auto mean = torch::tensor({spec.mean[0], spec.mean[1], spec.mean[2]}).view({3, 1, 1});
-  const auto stddev = torch::tensor({spec.std[0], spec.std[1], spec.std[2]}).view({3, 1, 1});
-  return ((raw * spec.scale - mean) / stddev).to(torch::kFloat32).unsqueeze(0);
 }
 
 }  // namespace

@@ -169,10 +169,9 @@ class TinyFaceDetector : public FaceDetector {
       throw Error("TinyFaceDetector thresholds must lie in (0, 1)");
     }
     detail::apply_default_threads();
-    auto loaded = detail::load_module(file_, options.device);
-    if (!loaded.metadata) throw MetadataError("'" + file_ + "' has no " + metadata_file_name);
+    auto loaded = detail::load_for_inference(file_, options.device);
     spec_ = loaded.metadata->input;
-    module_ = detail::optimized_for_inference(loaded.module).value_or(loaded.module);
+    module_ = loaded.module;
   }
 
   std::vector<FaceDetection> detect(const cv::Mat& rgb) override {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <siamese/backbone.hpp>
+#include <siamese/detail/files.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/face.hpp>
 #include <siamese/image.hpp>
@@ -27,12 +28,7 @@ struct ContentHash {
 };
 
 inline ContentHash content_hash(const std::vector<std::uint8_t>& bytes) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (std::uint8_t b : bytes) {
-    h ^= b;
-    h *= 1099511628211ULL;
-  }
-  return {h, bytes.size()};
+  return {detail::fnv1a(bytes.data(), bytes.size()), bytes.size()};
 }
 
 namespace detail {
@@ -129,13 +125,13 @@ class ImageEmbedder {
     }
     parts.push_back(torch::tensor(keys, torch::kInt64));
     parts.push_back(values.empty() ? torch::empty({0}) : torch::stack(values));
-    const auto temporary = file.string() + ".tmp";
-    try {
-      torch::save(parts, temporary);
-    } catch (const c10::Error& e) {
-      throw FileError("cannot write embedding cache '" + temporary + "': " + e.what_without_backtrace());
-    }
-    std::filesystem::rename(temporary, file);
+    detail::replace_file(file, "embedding cache", [&](const std::string& temporary) {
+      try {
+        torch::save(parts, temporary);
+      } catch (const c10::Error& e) {
+        throw FileError("cannot write embedding cache '" + temporary + "': " + e.what_without_backtrace());
+      }
+    });
   }
 
   /// Loads a cache saved by save_cache() for the same model; returns the number of entries.

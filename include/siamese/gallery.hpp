@@ -1,5 +1,6 @@
 #pragma once
 
+#include <siamese/detail/files.hpp>
 #include <siamese/detail/format.hpp>
 #include <siamese/distance.hpp>
 #include <siamese/errors.hpp>
@@ -8,7 +9,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,9 +17,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace siamese {
 
@@ -215,27 +212,8 @@ class Gallery {
         bytes.append(reinterpret_cast<const char*>(data.data_ptr<float>()) + i * row_bytes, row_bytes);
       }
     }
-    put(bytes, checksum(bytes.data(), bytes.size()));
-    const std::string temporary = file.string() + ".tmp";
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) throw FileError("cannot write gallery '" + temporary + "': " + std::strerror(errno));
-    std::size_t written = 0;
-    while (written < bytes.size()) {
-      const auto n = ::write(fd, bytes.data() + written, bytes.size() - written);
-      if (n <= 0) {
-        const std::string why = std::strerror(errno);
-        ::close(fd);
-        std::remove(temporary.c_str());
-        throw FileError("cannot write gallery '" + temporary + "': " + why + "; '" + file.string() + "' is unchanged");
-      }
-      written += static_cast<std::size_t>(n);
-    }
-    const bool synced = ::fsync(fd) == 0;
-    ::close(fd);
-    if (!synced || std::rename(temporary.c_str(), file.string().c_str()) != 0) {
-      std::remove(temporary.c_str());
-      throw FileError("cannot replace gallery '" + file.string() + "'; it is unchanged");
-    }
+    put(bytes, detail::fnv1a(bytes.data(), bytes.size()));
+    detail::write_file_atomically(file, bytes, "gallery");
   }
 
   /// Loads a gallery saved by save(). Reads at most `max_bytes`; checks the checksum before
@@ -255,7 +233,7 @@ class Gallery {
     }
     std::uint64_t stored = 0;
     std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
-    if (stored != checksum(bytes.data(), bytes.size() - 8)) {
+    if (stored != detail::fnv1a(bytes.data(), bytes.size() - 8)) {
       throw GalleryError(name + " is damaged (checksum mismatch: truncated or modified)");
     }
     std::size_t at = 8;
@@ -289,15 +267,6 @@ class Gallery {
     if (person.empty() || person.size() > 1024 || control) {
       throw Error("a person's name must be 1..1024 bytes without control characters");
     }
-  }
-
-  static std::uint64_t checksum(const char* data, std::size_t size) {
-    std::uint64_t h = 1469598103934665603ULL;
-    for (std::size_t i = 0; i < size; ++i) {
-      h ^= static_cast<unsigned char>(data[i]);
-      h *= 1099511628211ULL;
-    }
-    return h;
   }
 
   template <class T>

@@ -26,10 +26,9 @@ class LandmarkDetector68 {
   explicit LandmarkDetector68(const std::filesystem::path& model, Device device = Device::cpu())
       : file_(model.string()), device_(device) {
     detail::apply_default_threads();
-    auto loaded = detail::load_module(file_, device_);
-    if (!loaded.metadata) throw MetadataError("'" + file_ + "' has no " + metadata_file_name);
+    auto loaded = detail::load_for_inference(file_, device_);
     spec_ = loaded.metadata->input;
-    module_ = detail::optimized_for_inference(loaded.module).value_or(loaded.module);
+    module_ = loaded.module;
   }
 
   /// Landmarks of the face in `box` of an 8-bit RGB image, as face-api finds them: the box

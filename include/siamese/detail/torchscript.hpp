@@ -88,4 +88,14 @@ inline std::optional<torch::jit::Module> optimized_for_inference(const torch::ji
   }
 }
 
+/// Loads a helper network (detector, landmarks) for inference: its siamese.json is required,
+/// since it holds the input spec, and the module is frozen and optimised when it can be.
+/// Throws as load_module(); MetadataError when the metadata is missing.
+inline LoadedModule load_for_inference(const std::string& file, const Device& device) {
+  auto loaded = load_module(file, device);
+  if (!loaded.metadata) throw MetadataError("'" + file + "' has no " + metadata_file_name);
+  loaded.module = optimized_for_inference(loaded.module).value_or(loaded.module);
+  return loaded;
+}
+
 }  // namespace siamese::detail

@@ -1,12 +1,12 @@
 #pragma once
 
+#include <siamese/detail/files.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/head.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -107,7 +107,7 @@ inline std::filesystem::path calibration_path_for(const std::filesystem::path& m
   return model.string() + ".calibration.json";
 }
 
-/// Writes `c` to `file` atomically (a temporary file, then a rename).
+/// Writes `c` to `file` atomically (a synced temporary file, then a rename).
 inline void save_calibration(const Calibration& c, const std::filesystem::path& file) {
   const nlohmann::json j = {{"format_version", 1},       {"model_name", c.model_name},
                             {"weight", c.weight},         {"bias", c.bias},
@@ -115,15 +115,7 @@ inline void save_calibration(const Calibration& c, const std::filesystem::path& 
                             {"criterion", c.criterion},   {"far", c.far},
                             {"tar", c.tar},               {"brier", c.brier},
                             {"pairs", c.pairs}};
-  const auto temporary = file.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << j.dump(2) << '\n';
-    if (!out.flush()) throw FileError("cannot write calibration '" + temporary + "'");
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, file, ec);
-  if (ec) throw FileError("cannot replace calibration '" + file.string() + "': " + ec.message());
+  siamese::detail::write_file_atomically(file, j.dump(2) + "\n", "calibration");
 }
 
 /// Reads a calibration file. Throws FileError when missing, MetadataError when malformed.

@@ -2,6 +2,7 @@
 
 #include <siamese/backbone.hpp>
 #include <siamese/distance.hpp>
+#include <siamese/detail/files.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/eval/metrics.hpp>
 #include <siamese/face.hpp>
@@ -221,21 +222,18 @@ class FineTuner {
   }
 
   void save_model(const std::filesystem::path& file) {
-    const auto temporary = file.string() + ".tmp";
-    save_backbone(backbone_->module(), temporary, backbone_->metadata());
-    std::filesystem::rename(temporary, file);
+    siamese::detail::replace_file(file, "model", [&](const std::string& temporary) {
+      save_backbone(backbone_->module(), temporary, backbone_->metadata());
+    });
   }
 
   void save_checkpoint() {
     save_model(options_.checkpoint_dir / "last.pt");
-    const auto optimizer_file = options_.checkpoint_dir / "optimizer.pt";
-    torch::save(*optimizer_, optimizer_file.string() + ".tmp");
-    std::filesystem::rename(optimizer_file.string() + ".tmp", optimizer_file);
+    siamese::detail::replace_file(options_.checkpoint_dir / "optimizer.pt", "optimizer state",
+                         [&](const std::string& temporary) { torch::save(*optimizer_, temporary); });
     const nlohmann::json state = {{"epoch", epoch_}, {"best_validation_accuracy", best_accuracy_},
                                   {"bad_epochs", bad_epochs_}, {"rng_seed", options_.seed + 7919u * epoch_}};
-    const auto state_file = options_.checkpoint_dir / "state.json";
-    std::ofstream(state_file.string() + ".tmp") << state.dump(2) << '\n';
-    std::filesystem::rename(state_file.string() + ".tmp", state_file);
+    siamese::detail::write_file_atomically(options_.checkpoint_dir / "state.json", state.dump(2) + "\n", "training state");
   }
 
   void resume() {
