@@ -212,3 +212,15 @@ TEST_CASE("ImageEmbedder reports every missing file at once, before any work", "
   fixtures::write_file(dir / "junk.jpg", "not an image");
   CHECK_THROWS_WITH(embedder.embed_files({dir / "junk.jpg"}), Catch::Contains("junk.jpg"));
 }
+
+TEST_CASE("Helper networks need their metadata and refuse bad options", "[detect][errors]") {
+  fixtures::TempDir dir;
+  fixtures::tiny_embedder().save((dir / "bare.pt").string());
+  CHECK_THROWS_WITH(siamese::TinyFaceDetector(dir / "bare.pt"),
+                    Catch::Contains("bare.pt") && Catch::Contains("no siamese.json"));
+  CHECK_THROWS_AS(siamese::LandmarkDetector68(dir / "bare.pt"), siamese::MetadataError);
+  CHECK_THROWS_AS(siamese::TinyFaceDetector(dir / "missing.pt"), siamese::FileError);
+  siamese::TinyFaceDetectorOptions options;
+  options.input_sizes = {100};
+  CHECK_THROWS_WITH(siamese::TinyFaceDetector(dir / "bare.pt", options), Catch::Contains("multiples of 32"));
+}

@@ -134,3 +134,12 @@ TEST_CASE("Concurrent identify while enrolling keeps every enrollment", "[galler
   CHECK(gallery.people().size() == 201);
   CHECK(searches > 0);
 }
+
+TEST_CASE("A gallery that cannot be written leaves nothing behind", "[gallery][errors]") {
+  fixtures::TempDir dir;
+  Gallery gallery("m", 2);
+  gallery.enroll("a", torch::zeros({2}));
+  const auto file = dir / "no-such-folder" / "g";
+  CHECK_THROWS_WITH(gallery.save(file), Catch::Contains("cannot write gallery") && Catch::Contains("unchanged"));
+  CHECK_FALSE(std::filesystem::exists(file.string() + ".tmp"));
+}

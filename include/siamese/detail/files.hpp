@@ -48,7 +48,10 @@ void replace_file(const std::filesystem::path& file, const std::string& what, Wr
 inline void write_file_atomically(const std::filesystem::path& file, const std::string& bytes, const std::string& what) {
   replace_file(file, what, [&](const std::string& temporary) {
     const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) throw FileError("cannot write " + what + " '" + temporary + "': " + std::strerror(errno));
+    if (fd < 0) {
+      throw FileError("cannot write " + what + " '" + temporary + "': " + std::strerror(errno) + "; '" +
+                      file.string() + "' is unchanged");
+    }
     std::size_t written = 0;
     while (written < bytes.size()) {
       const auto n = ::write(fd, bytes.data() + written, bytes.size() - written);
