@@ -4,6 +4,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <cstring>
+
 using Approx = Catch::Detail::Approx;
 
 namespace {
@@ -52,6 +54,37 @@ TEST_CASE("Bad images raise typed errors naming the file", "[image][errors]") {
                     Catch::Contains("big.jpg") && Catch::Contains("64x64"));
   small.max_file_bytes = 10;
   CHECK_THROWS_AS(siamese::decode_image(jpeg, "big.jpg", small), siamese::ImageError);
+}
+
+TEST_CASE("Every readable format states its size in a header checked before decoding", "[image][errors]") {
+  const cv::Mat image(5, 8, CV_8UC3, cv::Scalar(10, 20, 30));
+  for (const std::string ext : {".jpg", ".png", ".bmp", ".ppm", ".pgm", ".webp"}) {
+    INFO(ext);
+    const auto bytes = encode(ext == ".pgm" ? cv::Mat(5, 8, CV_8UC1, cv::Scalar(9)) : image, ext);
+    const auto header = siamese::detail::read_image_header(bytes.data(), bytes.size());
+    REQUIRE(header.format != nullptr);
+    CHECK(header.width == 8);
+    CHECK(header.height == 5);
+    CHECK(siamese::decode_image(bytes, "image" + ext).size() == cv::Size(8, 5));
+  }
+  // Headers claiming 100000 x 100000 pixels are refused before any decoder allocates them.
+  const std::string pnm = "P6\n# a comment\n100000 100000\n255\n";
+  CHECK_THROWS_WITH(siamese::decode_image(std::vector<std::uint8_t>(pnm.begin(), pnm.end()), "bomb.ppm"),
+                    Catch::Contains("bomb.ppm") && Catch::Contains("100000x100000"));
+  auto bmp = encode(image, ".bmp");
+  for (int at : {18, 22}) {
+    const std::uint32_t side = 100000;
+    std::memcpy(bmp.data() + at, &side, 4);
+  }
+  CHECK_THROWS_WITH(siamese::decode_image(bmp, "bomb.bmp"), Catch::Contains("100000x100000"));
+  // Formats without a checked header are refused by name, even when OpenCV could read them.
+  std::vector<std::uint8_t> tiff;
+  if (cv::imencode(".tiff", image, tiff)) {
+    CHECK_THROWS_WITH(siamese::decode_image(tiff, "scan.tiff"), Catch::Contains("scan.tiff") && Catch::Contains("format"));
+  }
+  const auto png = encode(image, ".png");
+  const std::vector<std::uint8_t> cut_png(png.begin(), png.begin() + 12);
+  CHECK_THROWS_WITH(siamese::decode_image(cut_png, "cut.png"), Catch::Contains("truncated PNG header"));
 }
 
 TEST_CASE("to_input_tensor applies the spec and owns its memory", "[image][preprocess]") {

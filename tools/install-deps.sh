@@ -9,6 +9,7 @@ packages=(
   libopenblas0-openmp                  # fast BLAS for LibTorch (the reference BLAS is slow)
   python3-torch python3-torchvision    # tools/: model export and conversion
   opencv-data                          # Haar cascades
+  clang libclang-rt-14-dev             # fuzzers: libFuzzer with ASan/UBSan (tools/run-fuzzers.sh)
   ca-certificates
 )
 missing=()

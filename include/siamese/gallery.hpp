@@ -228,6 +228,11 @@ class Gallery {
     std::string bytes(static_cast<std::size_t>(size), '\0');
     std::ifstream in(file, std::ios::binary);
     if (!in.read(bytes.data(), static_cast<std::streamsize>(size))) throw FileError("cannot read " + name);
+    return parse(bytes, name);
+  }
+
+  /// A gallery from the bytes of a gallery file; `name` labels errors. Throws as load().
+  static Gallery parse(const std::string& bytes, const std::string& name) {
     if (bytes.size() < 8 + 4 + 8 || bytes.compare(0, 8, std::string("SIAMGAL", 8)) != 0) {
       throw GalleryError(name + " is not a siamese gallery file");
     }
@@ -254,6 +259,7 @@ class Gallery {
     for (std::uint64_t i = 0; i < count; ++i) {
       const auto length = get<std::uint32_t>(bytes, at, end, name);
       gallery.owners_.push_back(take(bytes, at, end, length, name));
+      if (!valid_name(gallery.owners_.back())) throw GalleryError(name + " holds an invalid person name at entry " + std::to_string(i));
       std::memcpy(data.data_ptr<float>() + i * static_cast<std::uint64_t>(dim), take(bytes, at, end, row_bytes, name).data(), row_bytes);
     }
     if (at != end) throw GalleryError(name + " has " + std::to_string(end - at) + " unexpected bytes");
@@ -262,11 +268,13 @@ class Gallery {
   }
 
  private:
-  static void check_name(const std::string& person) {
+  static bool valid_name(const std::string& person) {
     const bool control = std::any_of(person.begin(), person.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
-    if (person.empty() || person.size() > 1024 || control) {
-      throw Error("a person's name must be 1..1024 bytes without control characters");
-    }
+    return !person.empty() && person.size() <= 1024 && !control;
+  }
+
+  static void check_name(const std::string& person) {
+    if (!valid_name(person)) throw Error("a person's name must be 1..1024 bytes without control characters");
   }
 
   template <class T>

@@ -7,6 +7,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -45,37 +47,92 @@ inline cv::Mat to_rgb8(const cv::Mat& decoded) {
   return rgb;
 }
 
-/// Width and height from a PNG or JPEG header, without decoding; {0, 0} for other formats or
-/// headers it cannot read (the decoder then has the last word).
-inline std::pair<std::uint64_t, std::uint64_t> peek_dimensions(const std::uint8_t* data, std::size_t size) {
+/// What an image file's header says, read without decoding: its format and size.
+struct ImageHeader {
+  const char* format = nullptr;  ///< "JPEG", "PNG", "BMP", "PNM", "WebP"; null for any other
+  std::uint64_t width = 0;       ///< 0 with `height` when the header is cut short or damaged
+  std::uint64_t height = 0;
+};
+
+inline constexpr const char* readable_formats = "JPEG, PNG, BMP, PNM (P1-P6) or WebP";
+
+/// The header of a JPEG, PNG, BMP, PNM or WebP file. Only these formats are decoded: each
+/// states its size in a header read here, so no decoder allocates pixels before the size has
+/// been checked (OpenCV's other decoders, TIFF, EXR, JPEG 2000 and others, would).
+inline ImageHeader read_image_header(const std::uint8_t* data, std::size_t size) {
+  auto le16 = [&](std::size_t at) { return static_cast<std::uint64_t>(data[at]) | static_cast<std::uint64_t>(data[at + 1]) << 8; };
+  auto le32 = [&](std::size_t at) { return le16(at) | le16(at + 2) << 16; };
   auto be16 = [&](std::size_t at) { return static_cast<std::uint64_t>(data[at]) << 8 | data[at + 1]; };
   auto be32 = [&](std::size_t at) { return be16(at) << 16 | be16(at + 2); };
-  static constexpr std::uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (size >= 24 && std::equal(png, png + 8, data)) return {be32(16), be32(20)};
-  if (size >= 4 && data[0] == 0xFF && data[1] == 0xD8) {
+  auto starts_with = [&](const char* magic, std::size_t length, std::size_t at = 0) {
+    return size >= at + length && std::equal(magic, magic + length, reinterpret_cast<const char*>(data) + at);
+  };
+  ImageHeader header;
+  if (starts_with("\x89PNG\r\n\x1a\n", 8)) {
+    header.format = "PNG";
+    if (size >= 24) header.width = be32(16), header.height = be32(20);
+  } else if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+    header.format = "JPEG";
     std::size_t at = 2;
-    while (at + 9 < size) {
-      if (data[at] != 0xFF) return {0, 0};
+    while (at + 9 < size && data[at] == 0xFF) {
       const std::uint8_t marker = data[at + 1];
       if (marker == 0xFF) {  // fill byte
         ++at;
         continue;
       }
-      const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 &&
-                                  marker != 0xC8 && marker != 0xCC;
-      if (start_of_frame) return {be16(at + 7), be16(at + 5)};
+      const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+      if (start_of_frame) {
+        header.width = be16(at + 7), header.height = be16(at + 5);
+        break;
+      }
       at += 2 + be16(at + 2);
     }
+  } else if (starts_with("BM", 2)) {
+    header.format = "BMP";
+    if (size >= 26) {
+      const bool core_header = le32(14) == 12;  // OS/2 BITMAPCOREHEADER: 16-bit sides
+      const auto width = core_header ? static_cast<std::int16_t>(le16(18)) : static_cast<std::int32_t>(le32(18));
+      const auto height = core_header ? static_cast<std::int16_t>(le16(20)) : static_cast<std::int32_t>(le32(22));
+      header.width = static_cast<std::uint64_t>(std::abs(static_cast<std::int64_t>(width)));
+      header.height = static_cast<std::uint64_t>(std::abs(static_cast<std::int64_t>(height)));  // negative: top-down
+    }
+  } else if (size >= 2 && data[0] == 'P' && data[1] >= '1' && data[1] <= '6') {
+    header.format = "PNM";
+    std::size_t at = 2;
+    std::uint64_t sides[2] = {0, 0};
+    for (auto& side : sides) {
+      while (at < size && (std::isspace(data[at]) || data[at] == '#')) {
+        if (data[at] == '#') {
+          while (at < size && data[at] != '\n') ++at;
+        } else {
+          ++at;
+        }
+      }
+      while (at < size && std::isdigit(data[at]) && side < (1ULL << 40)) side = side * 10 + (data[at++] - '0');
+    }
+    header.width = sides[0], header.height = sides[1];
+  } else if (starts_with("RIFF", 4) && starts_with("WEBP", 4, 8)) {
+    header.format = "WebP";
+    if (starts_with("VP8 ", 4, 12) && size >= 30) {
+      header.width = le16(26) & 0x3FFF, header.height = le16(28) & 0x3FFF;
+    } else if (starts_with("VP8L", 4, 12) && size >= 25) {
+      const auto bits = le32(21);
+      header.width = (bits & 0x3FFF) + 1, header.height = ((bits >> 14) & 0x3FFF) + 1;
+    } else if (starts_with("VP8X", 4, 12) && size >= 30) {
+      header.width = (le32(24) & 0xFFFFFF) + 1, header.height = (le32(27) & 0xFFFFFF) + 1;
+    }
   }
-  return {0, 0};
+  if (header.width == 0 || header.height == 0) header.width = header.height = 0;
+  return header;
 }
 
 }  // namespace detail
 
 /// Decodes an encoded image (JPEG, PNG, ...) held in memory. `name` labels error messages.
 /// Ensures: a non-empty CV_8UC3 image in RGB order, EXIF orientation applied; gray, BGRA and
-/// 16-bit images converted. PNG and JPEG sizes are checked from the header before decoding.
-/// Throws ImageError when the data is empty, undecodable, or beyond `limits`.
+/// 16-bit images converted. Reads JPEG, PNG, BMP, PNM and WebP, whose sizes are checked from
+/// the header before decoding. Throws ImageError when the data is empty, in another format,
+/// undecodable, or beyond `limits`.
 inline cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name,
                             const ImageLimits& limits = {}) {
   if (bytes.empty()) throw ImageError("image '" + name + "' is empty (0 bytes)");
@@ -84,10 +141,16 @@ inline cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::s
                      " bytes, over the limit of " + std::to_string(limits.max_file_bytes));
   }
   // Refuse a decompression bomb from its header, before the decoder allocates its pixels.
-  const auto [width, height] = detail::peek_dimensions(bytes.data(), bytes.size());
-  if (static_cast<double>(width) * static_cast<double>(height) > limits.max_pixels) {
-    throw ImageError("image '" + name + "' says it is " + std::to_string(width) + "x" +
-                     std::to_string(height) + ", over the limit of " +
+  const auto header = detail::read_image_header(bytes.data(), bytes.size());
+  if (header.format == nullptr) {
+    throw ImageError("image '" + name + "' is not " + detail::readable_formats + " (unknown or unsupported format)");
+  }
+  if (header.width == 0) {
+    throw ImageError("image '" + name + "' has a damaged or truncated " + header.format + " header");
+  }
+  if (static_cast<double>(header.width) * static_cast<double>(header.height) > limits.max_pixels) {
+    throw ImageError("image '" + name + "' says it is " + std::to_string(header.width) + "x" +
+                     std::to_string(header.height) + ", over the limit of " +
                      std::to_string(static_cast<long long>(limits.max_pixels)) + " pixels");
   }
   cv::Mat decoded;

@@ -103,10 +103,9 @@ inline std::filesystem::path lfw_image(const std::filesystem::path& root, const 
 /// Same-person lines are `name n1 n2`, different-person lines `name1 n1 name2 n2`.
 /// Throws FileError when the file cannot be opened, PairListError naming the line for a
 /// malformed header or line, or a count that disagrees with the header.
-inline PairList parse_lfw_pairs(const std::filesystem::path& file, const std::filesystem::path& image_root,
+/// This overload reads from `in`; `name` labels errors (a file name, "<stdin>", ...).
+inline PairList parse_lfw_pairs(std::istream& in, const std::string& name, const std::filesystem::path& image_root,
                                 const PairListLimits& limits = {}) {
-  auto in = detail::open_list(file);
-  const std::string name = file.string();
   std::string line;
   if (!detail::read_line(in, line, limits, name + ":1")) throw PairListError(name + ": empty file");
   const auto header = detail::split(line, '\t');
@@ -166,13 +165,18 @@ inline PairList parse_lfw_pairs(const std::filesystem::path& file, const std::fi
   return list;
 }
 
+inline PairList parse_lfw_pairs(const std::filesystem::path& file, const std::filesystem::path& image_root,
+                                const PairListLimits& limits = {}) {
+  auto in = detail::open_list(file);
+  return parse_lfw_pairs(in, file.string(), image_root, limits);
+}
+
 /// Parses a CSV pair list `path_a,path_b,label` (label 1 = same, 0 = different), paths relative
 /// to `image_root` unless absolute. A first line `path_a,path_b,label` is skipped as a header.
 /// Throws PairListError naming the line for malformed lines.
-inline PairList parse_csv_pairs(const std::filesystem::path& file, const std::filesystem::path& image_root,
+/// This overload reads from `in`; `name` labels errors.
+inline PairList parse_csv_pairs(std::istream& in, const std::string& name, const std::filesystem::path& image_root,
                                 const PairListLimits& limits = {}) {
-  auto in = detail::open_list(file);
-  const std::string name = file.string();
   PairList list;
   std::string line;
   std::size_t line_number = 0;
@@ -191,6 +195,12 @@ inline PairList parse_csv_pairs(const std::filesystem::path& file, const std::fi
   }
   if (list.pairs.empty()) throw PairListError(name + ": no pairs");
   return list;
+}
+
+inline PairList parse_csv_pairs(const std::filesystem::path& file, const std::filesystem::path& image_root,
+                                const PairListLimits& limits = {}) {
+  auto in = detail::open_list(file);
+  return parse_csv_pairs(in, file.string(), image_root, limits);
 }
 
 /// Parses a pair list by its extension: .csv as CSV, anything else as LFW.
