@@ -5,6 +5,7 @@
 #include <atomic>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 using Approx = Catch::Detail::Approx;
 using siamese::TorchScriptBackbone;
@@ -136,4 +137,35 @@ TEST_CASE("Random-weight backbones are announced loudly, once", "[net]") {
   const auto text = captured.str();
   CHECK_THAT(text, Catch::Contains("RANDOM") && Catch::Contains("random-for-warning-test"));
   CHECK(text.find("RANDOM") == text.rfind("RANDOM"));  // once
+}
+
+TEST_CASE("Eight threads verifying on one shared net get the single-threaded answers", "[net][concurrency]") {
+  fixtures::TempDir dir;
+  const siamese::FaceVerifier net(TorchScriptBackbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options(true)));
+  constexpr int pairs = 16;
+  const auto a = fixtures::random_images(pairs, 11);
+  const auto b = fixtures::random_images(pairs, 12);
+  std::vector<siamese::VerifyResult> expected;
+  for (int i = 0; i < pairs; ++i) expected.push_back(net.verify(a[i], b[i]));
+
+  std::atomic<int> mismatches{0}, failures{0}, done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        for (int round = 0; round < 20; ++round) {
+          const int i = (t * 7 + round) % pairs;
+          const auto r = net.verify(a[i], b[i]);
+          if (r.distance != Approx(expected[i].distance).epsilon(1e-5) || r.same != expected[i].same) ++mismatches;
+          ++done;
+        }
+      } catch (...) {
+        ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(failures == 0);
+  CHECK(mismatches == 0);
+  CHECK(done == 8 * 20);
 }

@@ -119,7 +119,8 @@ inline ImageHeader read_image_header(const std::uint8_t* data, std::size_t size)
       const auto bits = le32(21);
       header.width = (bits & 0x3FFF) + 1, header.height = ((bits >> 14) & 0x3FFF) + 1;
     } else if (starts_with("VP8X", 4, 12) && size >= 30) {
-      header.width = (le32(24) & 0xFFFFFF) + 1, header.height = (le32(27) & 0xFFFFFF) + 1;
+      auto le24 = [&](std::size_t at) { return le16(at) | static_cast<std::uint64_t>(data[at + 2]) << 16; };
+      header.width = le24(24) + 1, header.height = le24(27) + 1;
     }
   }
   if (header.width == 0 || header.height == 0) header.width = header.height = 0;
