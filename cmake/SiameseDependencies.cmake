@@ -4,6 +4,12 @@ find_package(Torch REQUIRED)
 find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs objdetect)
 find_package(nlohmann_json 3.9 REQUIRED)
 set(SIAMESE_OPENCV_TARGETS opencv_core opencv_imgproc opencv_imgcodecs opencv_objdetect)
+# Optional: FAISS for galleries of millions (siamese/faiss_index.hpp, target siamese::faiss).
+# Debian's FAISS config links OpenMP::OpenMP_CXX without finding it: find it first.
+find_package(OpenMP QUIET)
+if(OpenMP_CXX_FOUND)
+  find_package(faiss CONFIG QUIET)
+endif()
 
 # Imported targets are visible only in the directory that found them. When siamese is added
 # with add_subdirectory() or FetchContent, make them global so that the parent project can

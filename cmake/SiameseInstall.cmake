@@ -5,6 +5,10 @@ set(SIAMESE_CONFIG_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/siamese")
 install(TARGETS siamese EXPORT siameseTargets)
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/siamese" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(EXPORT siameseTargets NAMESPACE siamese:: DESTINATION "${SIAMESE_CONFIG_DIR}")
+if(TARGET siamese_faiss)
+  install(TARGETS siamese_faiss EXPORT siameseFaissTargets)
+  install(EXPORT siameseFaissTargets NAMESPACE siamese:: DESTINATION "${SIAMESE_CONFIG_DIR}")
+endif()
 
 configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/siameseConfig.cmake.in"

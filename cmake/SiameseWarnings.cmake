@@ -7,4 +7,9 @@ if(SIAMESE_SANITIZE)
   target_compile_options(siamese_project_options INTERFACE
     -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   target_link_options(siamese_project_options INTERFACE -fsanitize=address,undefined)
+  # GCC 12 reports false maybe-uninitialized warnings inside libstdc++ (std::regex,
+  # std::function) when sanitizers are on.
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(siamese_project_options INTERFACE -Wno-maybe-uninitialized)
+  endif()
 endif()

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sstream>
+
 using Approx = Catch::Detail::Approx;
 using siamese::CosineSimilarity;
 using siamese::EuclideanDistance;
@@ -120,6 +122,17 @@ TEST_CASE("Malformed pair files raise errors naming the line", "[eval][pairs][er
   CHECK(csv.pairs[1].label == 0);
   fixtures::write_file(dir / "bad.csv", "a.jpg,b.jpg,1\na.jpg,b.jpg,yes\n");
   CHECK_THROWS_WITH(eval::parse_pairs(dir / "bad.csv", "/r"), Catch::Contains("bad.csv:2"));
+}
+
+TEST_CASE("A pair list past a million pairs is refused at the line that crosses the limit", "[eval][pairs][errors]") {
+  std::string text;
+  text.reserve(7'000'010);
+  for (int i = 0; i < 1'000'001; ++i) text += "a,b,1\n";
+  std::istringstream in(text);
+  CHECK_THROWS_WITH(eval::parse_csv_pairs(in, "huge.csv", "/r"),
+                    Catch::Contains("huge.csv:1000001") && Catch::Contains("more than 1000000 pairs"));
+  std::istringstream long_line(std::string(10'000, 'x'));
+  CHECK_THROWS_WITH(eval::parse_csv_pairs(long_line, "wide.csv", "/r"), Catch::Contains("wide.csv:1") && Catch::Contains("longer than"));
 }
 
 TEST_CASE("Calibration: a fitted head, the Brier score, save and load", "[eval][calibration]") {

@@ -21,3 +21,8 @@ run(${CMAKE_COMMAND} -S "${SIAMESE_SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/c
     -G "${GENERATOR}" -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON)
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")
 run("${WORK_DIR}/consumer/consumer")
+# Installed with siamese::faiss: the consumer must have built and must run its FAISS program.
+file(GLOB_RECURSE faiss_exports "${prefix}/siameseFaissTargets.cmake")
+if(faiss_exports)
+  run("${WORK_DIR}/consumer/consumer_faiss")
+endif()

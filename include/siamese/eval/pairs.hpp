@@ -34,7 +34,7 @@ struct PairList {
 
 /// Limits that keep a hostile list from exhausting memory.
 struct PairListLimits {
-  std::size_t max_pairs = 5'000'000;
+  std::size_t max_pairs = 1'000'000;  ///< LFW has 6,000; a list past this is refused
   std::size_t max_line_bytes = 4096;
 };
 

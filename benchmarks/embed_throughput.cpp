@@ -1,0 +1,175 @@
+// embed_throughput: images per second through the library's backbone, against the same
+// TorchScript model run from Python, and against what this CPU can do at most.
+//
+// For each model and batch size: the library as users get it (frozen and optimised at load),
+// the library with optimisation off (the module as saved), and the optimised module fed
+// channels_last input. Achieved GFLOP/s come from the multiply-adds stored in the model's
+// metadata (counted by forward hooks at export). The CPU's peak is stated from a measured
+// clock and the FMA width; a large SGEMM gives the practical ceiling. With --python, the
+// results of benchmarks/python_baseline.py (run just before, same threads) are read and the
+// ratios library/Python printed.
+//
+// Models needed: any siamese TorchScript backbone; tools/run-benchmarks.sh exports
+// InceptionV3 at 299 and 224 and uses the face model from tools/setup-models.sh.
+//
+// Usage: embed_throughput --model FILE [--model FILE ...] [--batches 1,8,32] [--seconds 4]
+//                         [--threads N] [--python RESULTS.tsv]
+
+#include <siamese/backbone.hpp>
+#include <siamese/detail/torchscript.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Seconds per call of `f`, after a warm-up, over at least `budget` seconds and 3 calls.
+double seconds_per_call(const std::function<void()>& f, double budget) {
+  f();
+  int calls = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  while (calls < 3 || elapsed < budget) {
+    f();
+    ++calls;
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  return elapsed / calls;
+}
+
+// The core clock in GHz, from a chain of dependent integer adds (one per cycle).
+double measured_clock_ghz() {
+  std::uint64_t x = 0, n = 100'000'000;
+  const auto start = Clock::now();
+  asm volatile(
+      "1:\n\t"
+      "add $1, %[x]\n\tadd $1, %[x]\n\tadd $1, %[x]\n\tadd $1, %[x]\n\tadd $1, %[x]\n\t"
+      "add $1, %[x]\n\tadd $1, %[x]\n\tadd $1, %[x]\n\tadd $1, %[x]\n\tadd $1, %[x]\n\t"
+      "sub $1, %[n]\n\tjnz 1b\n\t"
+      : [x] "+r"(x), [n] "+r"(n));
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return 1e9 / seconds / 1e9;
+}
+
+std::vector<std::int64_t> parse_list(const std::string& text) {
+  std::vector<std::int64_t> values;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) values.push_back(std::stoll(item));
+  return values;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> models;
+  std::vector<std::int64_t> batches = {1, 8, 32};
+  double budget = 4.0;
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  std::string python_results;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--model") models.push_back(argv[i + 1]);
+    else if (flag == "--batches") batches = parse_list(argv[i + 1]);
+    else if (flag == "--seconds") budget = std::stod(argv[i + 1]);
+    else if (flag == "--threads") threads = std::stoi(argv[i + 1]);
+    else if (flag == "--python") python_results = argv[i + 1];
+    else models.clear(), i = argc;
+  }
+  if (models.empty()) {
+    std::cerr << "usage: embed_throughput --model FILE [--model FILE ...] [--batches 1,8,32] [--seconds 4]\n"
+                 "                        [--threads N] [--python RESULTS.tsv]\n";
+    return 2;
+  }
+  siamese::set_num_threads(threads);
+
+  // The CPU's peak: cores x 2 FMA pipes x 8 fp32 lanes (AVX2) x 2 flops x clock.
+  const double ghz = measured_clock_ghz();
+  const double peak = threads * 2 * 8 * 2 * ghz;
+  const auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
+  const double sgemm = 2.0 * 2048 * 2048 * 2048 / seconds_per_call([&] { (void)torch::mm(a, b); }, 1.0) / 1e9;
+  std::printf("threads %d, clock %.2f GHz (measured), fp32 peak %.0f GFLOP/s (%d cores x 2 FMA x 8 lanes x 2 x clock), "
+              "SGEMM 2048 %.0f GFLOP/s (%.0f%% of peak)\n\n",
+              threads, ghz, peak, threads, sgemm, 100 * sgemm / peak);
+
+  // python_baseline.py rows: model, side, batch, variant, images/s.
+  std::map<std::tuple<std::string, std::int64_t, std::int64_t>, std::map<std::string, double>> python;
+  if (!python_results.empty()) {
+    std::ifstream in(python_results);
+    std::string model, variant;
+    std::int64_t side = 0, batch = 0;
+    double rate = 0;
+    while (in >> model >> side >> batch >> variant >> rate) python[{model, side, batch}][variant] = rate;
+  }
+
+  std::printf("%-34s %5s %5s  %-26s %8s %9s %8s %6s\n", "model", "side", "batch", "variant", "img/s", "ms/batch", "GFLOP/s",
+              "%peak");
+  std::vector<std::string> ratios;
+  for (const auto& file : models) {
+    siamese::BackboneOptions plain_options, library_options;
+    plain_options.device = library_options.device = siamese::Device::cpu();
+    plain_options.optimize = false;
+    const siamese::TorchScriptBackbone library(file, library_options), plain(file, plain_options);
+    const auto& metadata = library.metadata();
+    const auto side = metadata.input.height;
+    const double gflop_per_image = 2.0 * metadata.multiply_adds.value_or(0.0) / 1e9;
+    auto module = library.module();
+    for (const auto batch : batches) {
+      const auto images = torch::rand({batch, 3, side, metadata.input.width});
+      const auto channels_last = images.contiguous(torch::MemoryFormat::ChannelsLast);
+      std::map<std::string, double> rates;
+      const std::vector<std::pair<std::string, std::function<void()>>> variants = {
+          {"library (frozen+optimised)", [&] { (void)library.embed(images); }},
+          {"library, optimisation off", [&] { (void)plain.embed(images); }},
+          {"optimised, channels_last in", [&] {
+             torch::InferenceMode guard;
+             (void)module.forward({channels_last});
+           }},
+      };
+      for (const auto& [variant, run] : variants) {
+        const double seconds = seconds_per_call(run, budget);
+        const double rate = static_cast<double>(batch) / seconds;
+        rates[variant] = rate;
+        std::printf("%-34s %5lld %5lld  %-26s %8.1f %9.1f %8.1f %5.0f%%\n", metadata.name.substr(0, 34).c_str(),
+                    static_cast<long long>(side), static_cast<long long>(batch), variant.c_str(), rate, seconds * 1e3,
+                    rate * gflop_per_image, 100 * rate * gflop_per_image / peak);
+        std::fflush(stdout);
+      }
+      const auto found = python.find({metadata.name, side, batch});
+      if (found != python.end()) {
+        for (const auto& [variant, rate] : found->second) {
+          std::printf("%-34s %5lld %5lld  %-26s %8.1f %9.1f %8.1f %5.0f%%\n", metadata.name.substr(0, 34).c_str(),
+                      static_cast<long long>(side), static_cast<long long>(batch), ("python " + variant).c_str(), rate,
+                      1e3 * static_cast<double>(batch) / rate, rate * gflop_per_image, 100 * rate * gflop_per_image / peak);
+        }
+        double best_python = 0;
+        for (const auto& [variant, rate] : found->second) {
+          if (variant != "eager") best_python = std::max(best_python, rate);
+        }
+        const double ours = rates["library (frozen+optimised)"];
+        char line[256];
+        std::snprintf(line, sizeof line, "%-34s %5lld %5lld  library/python-eager %5s  library/best-python-TorchScript %5.2fx",
+                      metadata.name.substr(0, 34).c_str(), static_cast<long long>(side), static_cast<long long>(batch),
+                      found->second.count("eager") ? (std::to_string(ours / found->second.at("eager")).substr(0, 4) + "x").c_str() : "-",
+                      ours / best_python);
+        ratios.emplace_back(line);
+      }
+    }
+  }
+  if (!ratios.empty()) {
+    std::printf("\nratios, measured side by side in this run:\n");
+    for (const auto& line : ratios) std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}

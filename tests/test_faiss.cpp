@@ -1,0 +1,77 @@
+#include <siamese/faiss_index.hpp>
+#include <siamese/gallery.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+using siamese::FaissIndex;
+using siamese::FaissKind;
+using siamese::Gallery;
+
+namespace {
+
+// A test set shaped like identification: 400 people with 3 embeddings each on the unit
+// sphere, probes that are noisy copies of one enrolled embedding.
+struct TestSet {
+  Gallery exact{"m", 64};
+  torch::Tensor probes;
+  TestSet() {
+    torch::manual_seed(21);
+    const auto rows = torch::nn::functional::normalize(torch::randn({1200, 64}),
+                                                       torch::nn::functional::NormalizeFuncOptions().dim(1));
+    for (int person = 0; person < 400; ++person) exact.enroll("p" + std::to_string(person), rows.narrow(0, 3 * person, 3));
+    probes = rows.index_select(0, torch::arange(0, 1200, 7)) + 0.05 * torch::randn({172, 64});
+  }
+};
+
+std::vector<std::string> top1(const Gallery& gallery, const torch::Tensor& probes) {
+  std::vector<std::string> names;
+  for (const auto& id : gallery.identify(probes, 1, 10.0)) names.push_back(id.candidates.front().person);
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("FAISS indexes answer the same top-1 as exact search", "[gallery][faiss]") {
+  TestSet set;
+  const auto expected = top1(set.exact, set.probes);
+  for (const auto kind : {FaissKind::flat, FaissKind::ivf, FaissKind::hnsw}) {
+    Gallery gallery(set.exact);
+    siamese::FaissIndexOptions options;
+    options.kind = kind;
+    gallery.set_index(std::make_unique<FaissIndex>(options));
+    INFO(gallery.index_description());
+    CHECK(top1(gallery, set.probes) == expected);
+    // Distances are exact Euclidean distances, whatever finds the rows.
+    const auto a = gallery.identify(set.probes[0], 3, 10.0)[0];
+    const auto b = set.exact.identify(set.probes[0], 3, 10.0)[0];
+    REQUIRE(a.candidates.size() == 3);
+    CHECK(a.candidates[0].distance == Catch::Detail::Approx(b.candidates[0].distance).epsilon(1e-4));
+  }
+}
+
+TEST_CASE("A FAISS gallery follows enrollments, removals and concurrent readers", "[gallery][faiss][concurrency]") {
+  Gallery gallery("m", 8);
+  siamese::FaissIndexOptions options;
+  options.kind = FaissKind::ivf;
+  gallery.set_index(std::make_unique<FaissIndex>(options));  // empty: trained on first enrollments
+  gallery.enroll("seed", torch::zeros({8}));
+  std::atomic<bool> done{false};
+  std::atomic<int> bad{0};
+  std::thread reader([&] {
+    while (!done) {
+      if (gallery.identify(torch::zeros({8}), 1, 0.5)[0].best() != "seed") ++bad;
+    }
+  });
+  for (int i = 0; i < 300; ++i) gallery.enroll("p" + std::to_string(i), torch::full({8}, 1.0F + static_cast<float>(i)));
+  done = true;
+  reader.join();
+  CHECK(bad == 0);
+  CHECK(gallery.size() == 301);
+  CHECK(gallery.identify(torch::full({8}, 101.0F), 1, 0.5)[0].best() == "p100");
+  CHECK(gallery.remove("p100"));
+  CHECK(gallery.identify(torch::full({8}, 101.0F), 1, 0.5)[0].best() == "unknown");
+  CHECK(gallery.identify(torch::full({8}, 101.2F), 1, 10.0)[0].best() != "p100");
+}
