@@ -111,3 +111,11 @@ TEST_CASE("Wrong image tensors raise ShapeError with the shapes", "[backbone][er
                     Catch::Contains("float32") && Catch::Contains("Double"));
   CHECK_THROWS_AS(backbone.embed(torch::full({1, 3, 8, 8}, NAN)), siamese::NumericError);
 }
+
+TEST_CASE("Half precision is a CUDA option, refused on the CPU by name", "[backbone][device][errors]") {
+  fixtures::TempDir dir;
+  auto options = fixtures::cpu_options();
+  options.half_precision = true;
+  CHECK_THROWS_WITH(siamese::TorchScriptBackbone(fixtures::save_tiny_backbone(dir), options),
+                    Catch::Contains("half_precision needs a CUDA device") && Catch::Contains("cpu"));
+}

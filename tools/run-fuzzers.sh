@@ -13,7 +13,7 @@ bash tools/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSIAMESE_BUILD_FUZZERS=ON -DSIAMESE_BUILD_EXAMPLES=OFF -DSIAMESE_INSTALL=OFF >/dev/null
 cmake --build "$build" --target fuzzers -j"$(nproc)"
-mkdir -p "$build/crashes"
+rm -rf "$build/crashes"; mkdir -p "$build/crashes"  # count only this run's crashes
 # LibTorch keeps process-lifetime allocations that LeakSanitizer would report after each input.
 export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1
