@@ -18,6 +18,8 @@
 #include <siamese/backbone.hpp>
 #include <siamese/detail/torchscript.hpp>
 
+#include "bench_common.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -63,13 +65,6 @@ double measured_clock_ghz() {
   return 1e9 / seconds / 1e9;
 }
 
-std::vector<std::int64_t> parse_list(const std::string& text) {
-  std::vector<std::int64_t> values;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) values.push_back(std::stoll(item));
-  return values;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,7 +76,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--model") models.push_back(argv[i + 1]);
-    else if (flag == "--batches") batches = parse_list(argv[i + 1]);
+    else if (flag == "--batches") batches = bench::parse_list(argv[i + 1]);
     else if (flag == "--seconds") budget = std::stod(argv[i + 1]);
     else if (flag == "--threads") threads = std::stoi(argv[i + 1]);
     else if (flag == "--python") python_results = argv[i + 1];

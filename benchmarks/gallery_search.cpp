@@ -17,6 +17,8 @@
 #endif
 
 #include <algorithm>
+#include "bench_common.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -43,13 +45,6 @@ double median_seconds(const std::function<void()>& f, int repeats) {
   return times[repeats / 2];
 }
 
-std::vector<std::int64_t> parse_list(const std::string& text) {
-  std::vector<std::int64_t> values;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) values.push_back(std::stoll(item));
-  return values;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,8 +53,8 @@ int main(int argc, char** argv) {
   bool exact_only = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--sizes") sizes = parse_list(argv[i + 1]);
-    else if (flag == "--dims") dims = parse_list(argv[i + 1]);
+    if (flag == "--sizes") sizes = bench::parse_list(argv[i + 1]);
+    else if (flag == "--dims") dims = bench::parse_list(argv[i + 1]);
     else if (flag == "--probes") probe_count = std::stoll(argv[i + 1]);
     else if (flag == "--exact-only") exact_only = std::string(argv[i + 1]) == "1";
     else {
