@@ -30,6 +30,12 @@ TEST_CASE("Malformed metadata is refused with the source named", "[metadata][err
     edit(j);
     return j.dump();
   };
+  // Found by fuzz_metadata: a float too large for int made nlohmann's conversion undefined.
+  CHECK_THROWS_WITH(siamese::parse_metadata(with([](auto& j) { j["format_version"] = 1.5e111; }), "m"),
+                    Catch::Contains("format_version must be an integer"));
+  CHECK_THROWS_AS(siamese::parse_metadata(with([](auto& j) { j["input"]["width"] = 150.5; }), "m"), MetadataError);
+  CHECK_THROWS_AS(siamese::parse_metadata(with([](auto& j) { j["embedding_size"] = 18446744073709551615ULL; }), "m"),
+                  MetadataError);
   CHECK_THROWS_WITH(siamese::parse_metadata("{not json", "model.pt"),
                     Catch::Contains("model.pt") && Catch::Contains("not valid JSON"));
   CHECK_THROWS_AS(siamese::parse_metadata(with([](auto& j) { j.erase("input"); }), "m"),

@@ -55,6 +55,21 @@ inline constexpr const char* metadata_file_name = "siamese.json";
 
 namespace detail {
 
+/// An integer JSON value in [min, max]. nlohmann's get<int>() converts floats such as 1e111
+/// with a cast whose result is undefined: read integers only through this.
+/// Throws MetadataError naming `what` otherwise.
+inline std::int64_t json_integer(const nlohmann::json& value, const std::string& what, std::int64_t min, std::int64_t max) {
+  const bool in_range = (value.is_number_integer() && !value.is_number_unsigned() && value.get<std::int64_t>() >= min &&
+                         value.get<std::int64_t>() <= max) ||
+                        (value.is_number_unsigned() && value.get<std::uint64_t>() <= static_cast<std::uint64_t>(max) &&
+                         static_cast<std::int64_t>(value.get<std::uint64_t>()) >= min);
+  if (!in_range) {
+    throw MetadataError(what + " must be an integer in " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
+                        value.dump().substr(0, 40));
+  }
+  return value.get<std::int64_t>();
+}
+
 inline std::string channel_order_name(ChannelOrder order) {
   return order == ChannelOrder::rgb ? "RGB" : "BGR";
 }
@@ -115,7 +130,7 @@ inline BackboneMetadata parse_metadata(const std::string& text, const std::strin
   }
   BackboneMetadata m;
   try {
-    m.format_version = j.at("format_version").get<int>();
+    m.format_version = static_cast<int>(detail::json_integer(j.at("format_version"), where + ": format_version", 0, 1 << 20));
     if (m.format_version < 1 || m.format_version > BackboneMetadata::current_format_version) {
       throw MetadataError(where + ": unsupported format_version " +
                           std::to_string(m.format_version) + " (this library reads 1.." +
@@ -124,8 +139,8 @@ inline BackboneMetadata parse_metadata(const std::string& text, const std::strin
     m.name = j.at("name").get<std::string>();
     m.architecture = j.value("architecture", std::string{});
     const auto& input = j.at("input");
-    m.input.height = input.at("height").get<int>();
-    m.input.width = input.at("width").get<int>();
+    m.input.height = static_cast<int>(detail::json_integer(input.at("height"), where + ": input height", 0, 1 << 20));
+    m.input.width = static_cast<int>(detail::json_integer(input.at("width"), where + ": input width", 0, 1 << 20));
     const auto order = input.value("channel_order", std::string{"RGB"});
     if (order != "RGB" && order != "BGR") {
       throw MetadataError(where + ": channel_order must be RGB or BGR, got '" + order + "'");
@@ -134,7 +149,7 @@ inline BackboneMetadata parse_metadata(const std::string& text, const std::strin
     m.input.scale = input.at("scale").get<double>();
     m.input.mean = input.at("mean").get<std::array<double, 3>>();
     m.input.std = input.at("std").get<std::array<double, 3>>();
-    m.embedding_size = j.at("embedding_size").get<std::int64_t>();
+    m.embedding_size = detail::json_integer(j.at("embedding_size"), where + ": embedding_size", 0, std::int64_t{1} << 40);
     m.pretrained = j.at("pretrained").get<bool>();
     m.weights = j.value("weights", std::string{});
     m.license = j.value("license", std::string{});

@@ -241,10 +241,12 @@ class FineTuner {
     try {
       std::ifstream in(state_file);
       const auto state = nlohmann::json::parse(in);
-      epoch_ = state.at("epoch").get<int>();
+      epoch_ = static_cast<int>(siamese::detail::json_integer(state.at("epoch"), "epoch", 0, 1 << 30));
       best_accuracy_ = state.at("best_validation_accuracy").get<double>();
-      bad_epochs_ = state.at("bad_epochs").get<int>();
-      rng_.seed(state.at("rng_seed").get<std::uint64_t>());
+      bad_epochs_ = static_cast<int>(siamese::detail::json_integer(state.at("bad_epochs"), "bad_epochs", 0, 1 << 30));
+      const auto& seed = state.at("rng_seed");
+      if (!seed.is_number_integer()) throw MetadataError("rng_seed must be an integer");
+      rng_.seed(seed.get<std::uint64_t>());
       torch::load(*optimizer_, (options_.checkpoint_dir / "optimizer.pt").string());
     } catch (const std::exception& e) {
       throw ModelError("cannot resume from '" + options_.checkpoint_dir.string() + "': " + e.what());
