@@ -79,6 +79,7 @@ class FaissIndex final : public VectorIndex {
   }
 
   Neighbours search(const torch::Tensor& probes, std::int64_t k) const override {
+    if (!index_) throw Error("FaissIndex::search before reset(): the index holds no rows yet");
     const auto p = probes.contiguous();
     Neighbours out{torch::empty({p.size(0), k}, torch::kFloat32), torch::empty({p.size(0), k}, torch::kInt64)};
     guarded([&] {
