@@ -75,3 +75,8 @@ TEST_CASE("A FAISS gallery follows enrollments, removals and concurrent readers"
   CHECK(gallery.identify(torch::full({8}, 101.0F), 1, 0.5)[0].best() == "unknown");
   CHECK(gallery.identify(torch::full({8}, 101.2F), 1, 10.0)[0].best() != "p100");
 }
+
+TEST_CASE("A FAISS index searched before it holds rows says so", "[gallery][faiss][errors]") {
+  const FaissIndex index;
+  CHECK_THROWS_WITH(index.search(torch::zeros({1, 4}), 1), Catch::Contains("before reset()"));
+}

@@ -109,6 +109,19 @@ TEST_CASE("A file claiming 10^12 entries is refused without allocating them", "[
   CHECK_THROWS_WITH(Gallery::load(dir / "huge"), Catch::Contains("1000000000000 entries"));
 }
 
+TEST_CASE("A gallery file whose person names break the rules is refused", "[gallery][errors]") {
+  fixtures::TempDir dir;
+  Gallery gallery("m", 2);
+  gallery.enroll("ab", torch::zeros({2}));
+  gallery.save(dir / "g");
+  auto bytes = fixtures::read_file(dir / "g");
+  // The name follows magic (8), version (4), name length (4), model "m" (1), dim (8), count (8), its length (4).
+  bytes[37] = '\n';
+  const std::uint64_t h = siamese::detail::fnv1a(bytes.data(), bytes.size() - 8);
+  std::memcpy(bytes.data() + bytes.size() - 8, &h, 8);
+  CHECK_THROWS_WITH(Gallery::parse(bytes, "g"), Catch::Contains("invalid person name at entry 0"));
+}
+
 TEST_CASE("Concurrent identify while enrolling keeps every enrollment", "[gallery][concurrency]") {
   Gallery gallery("m", 8);
   gallery.enroll("seed", torch::zeros({8}));
