@@ -93,32 +93,38 @@ TEST_CASE("Gallery files round-trip; damaged files are refused and the old one s
   CHECK(Gallery::load(file).size() == 3);
 }
 
-TEST_CASE("A file claiming 10^12 entries is refused without allocating them", "[gallery][errors]") {
-  fixtures::TempDir dir;
-  Gallery gallery("m", 4);
-  gallery.enroll("a", torch::zeros({4}));
-  gallery.save(dir / "g");
-  auto bytes = fixtures::read_file(dir / "g");
-  // count sits after magic (8), version (4), name length (4), name (1), dim (8).
-  const std::uint64_t huge = 1'000'000'000'000ULL;
-  std::memcpy(bytes.data() + 25, &huge, 8);
-  // Re-seal the checksum so that only the count is hostile.
+namespace {
+
+// The bytes of a one-person gallery file of model "m" after `edit`, with the checksum re-sealed
+// so that only the edit is hostile. Layout: magic (8), version (4), name length (4), model
+// name "m" (1), dim (8), count (8), then per entry: name length (4), name, D floats.
+template <class Edit>
+std::string resealed_gallery(const fixtures::TempDir& dir, const std::string& person, std::int64_t dim, Edit edit) {
+  Gallery gallery("m", dim);
+  gallery.enroll(person, torch::zeros({dim}));
+  gallery.save(dir / "original");
+  auto bytes = fixtures::read_file(dir / "original");
+  edit(bytes);
   const std::uint64_t h = siamese::detail::fnv1a(bytes.data(), bytes.size() - 8);
   std::memcpy(bytes.data() + bytes.size() - 8, &h, 8);
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("A file claiming 10^12 entries is refused without allocating them", "[gallery][errors]") {
+  fixtures::TempDir dir;
+  const auto bytes = resealed_gallery(dir, "a", 4, [](std::string& b) {
+    const std::uint64_t huge = 1'000'000'000'000ULL;
+    std::memcpy(b.data() + 25, &huge, 8);  // the count
+  });
   fixtures::write_file(dir / "huge", bytes);
   CHECK_THROWS_WITH(Gallery::load(dir / "huge"), Catch::Contains("1000000000000 entries"));
 }
 
 TEST_CASE("A gallery file whose person names break the rules is refused", "[gallery][errors]") {
   fixtures::TempDir dir;
-  Gallery gallery("m", 2);
-  gallery.enroll("ab", torch::zeros({2}));
-  gallery.save(dir / "g");
-  auto bytes = fixtures::read_file(dir / "g");
-  // The name follows magic (8), version (4), name length (4), model "m" (1), dim (8), count (8), its length (4).
-  bytes[37] = '\n';
-  const std::uint64_t h = siamese::detail::fnv1a(bytes.data(), bytes.size() - 8);
-  std::memcpy(bytes.data() + bytes.size() - 8, &h, 8);
+  const auto bytes = resealed_gallery(dir, "ab", 2, [](std::string& b) { b[37] = '\n'; });  // the first name's first byte
   CHECK_THROWS_WITH(Gallery::parse(bytes, "g"), Catch::Contains("invalid person name at entry 0"));
 }
 
