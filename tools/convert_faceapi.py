@@ -47,13 +47,13 @@ def _vector(weights, name):
     return torch.from_numpy(weights[name].copy())
 
 
-def tf_same_pad(x, kernel: int, stride: int, value: float = 0.0):
+def tf_same_pad(x, kernel: int, stride: int):
     """TensorFlow's 'same' padding: the odd pixel goes to the bottom and right. PyTorch's
     symmetric padding gives the same output size and different values at stride 2."""
     height, width = x.shape[2], x.shape[3]
     pad_h = max(((height + stride - 1) // stride - 1) * stride + kernel - height, 0)
     pad_w = max(((width + stride - 1) // stride - 1) * stride + kernel - width, 0)
-    return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2], value=value)
+    return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
 
 
 def tf_leaky(x):
@@ -65,8 +65,8 @@ def tf_leaky(x):
 
 class SeparableConv(torch.nn.Module):
     """TensorFlow separableConv2d (depthwise k x k at `stride`, then pointwise 1x1) + bias.
-    `same` selects TF 'same' padding; otherwise the input is padded by 1 on every side and
-    the convolution is 'valid', as tinyYolov2's depthwiseSeparableConv does."""
+    `same` selects TF 'same' padding; otherwise the input is padded by 1 on every side, as
+    tinyYolov2's depthwiseSeparableConv does, by the convolution itself (no padded copy)."""
 
     def __init__(self, weights, prefix, stride: int, tf_same: bool):
         super().__init__()
@@ -74,7 +74,7 @@ class SeparableConv(torch.nn.Module):
         pointwise = torch.from_numpy(weights[f"{prefix}/pointwise_filter"].copy())
         channels = depthwise.shape[2]
         self.depthwise = torch.nn.Conv2d(channels, channels, depthwise.shape[0], stride,
-                                         groups=channels, bias=False)
+                                         padding=0 if tf_same else 1, groups=channels, bias=False)
         self.pointwise = torch.nn.Conv2d(channels, pointwise.shape[3], 1)
         with torch.no_grad():
             self.depthwise.weight.copy_(depthwise.permute(2, 3, 0, 1))
@@ -87,8 +87,6 @@ class SeparableConv(torch.nn.Module):
     def forward(self, x):
         if self.tf_same:
             x = tf_same_pad(x, self.kernel, self.stride)
-        else:
-            x = F.pad(x, [1, 1, 1, 1])
         return self.pointwise(self.depthwise(x))
 
 
@@ -155,7 +153,16 @@ class FaceLandmark68Net(torch.nn.Module):
 class TinyFaceDetectorNet(torch.nn.Module):
     """tinyYolov2/TinyYolov2Base.ts runMobilenet with the tiny face detector's config: a 3x3
     'valid' conv, five separable convs with 2x2 max pools ('same', padded with -inf), a 1x1
-    conv to 5 anchors x 5 values. Leaky ReLU 0.1 after every conv but the last."""
+    conv to 5 anchors x 5 values. Leaky ReLU 0.1 after every conv but the last.
+
+    Written for speed, with face-api's outputs (the golden test checks them):
+    - TF's 'same' 2x2/2 pool pads the odd row and column with -inf at the bottom and right:
+      that is PyTorch's ceil_mode, which stays inside oneDNN after optimize_for_inference
+      (an explicit -inf pad sent each pool to max_pool2d_with_indices, 4x slower overall);
+    - its 2x2/1 pool pads one -inf row and column at the bottom and right: a pool padded on
+      every side, less its first row and column;
+    - max pooling commutes with the increasing leaky ReLU, so the ReLU runs after the pool,
+      on a quarter of the values."""
 
     def __init__(self, weights):
         super().__init__()
@@ -164,11 +171,10 @@ class TinyFaceDetectorNet(torch.nn.Module):
         self.conv8 = PlainConv(weights, "conv8", 1, False)
 
     def forward(self, x):
-        y = tf_leaky(self.conv0(x))
-        for i, conv in enumerate(self.convs):
-            y = F.max_pool2d(tf_same_pad(y, 2, 2, float("-inf")), 2, 2)
-            y = tf_leaky(conv(y))
-        y = F.max_pool2d(tf_same_pad(y, 2, 1, float("-inf")), 2, 1)
+        y = self.conv0(x)
+        for conv in self.convs:
+            y = conv(tf_leaky(F.max_pool2d(y, 2, 2, ceil_mode=True)))
+        y = tf_leaky(F.max_pool2d(y, 2, 1, padding=1)[:, :, 1:, 1:])
         return self.conv8(y)
 
 
