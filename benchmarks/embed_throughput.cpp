@@ -7,7 +7,9 @@
 // metadata (counted by forward hooks at export). The CPU's peak is stated from a measured
 // clock and the FMA width; a large SGEMM gives the practical ceiling. With --python, the
 // results of benchmarks/python_baseline.py (run just before, same threads) are read and the
-// ratios library/Python printed.
+// ratios library/Python printed. Last, the ceiling of this CPU's convolution kernels: the
+// heaviest convolution shapes of InceptionV3 at batch 8, each alone, in the faster of NCHW and
+// channels_last, against the same peak: no whole network runs faster than its layers do.
 //
 // Models needed: any siamese TorchScript backbone; tools/run-benchmarks.sh exports
 // InceptionV3 at 299 and 224 and uses the face model from tools/setup-models.sh.
@@ -63,6 +65,51 @@ double measured_clock_ghz() {
       : [x] "+r"(x), [n] "+r"(n));
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return 1e9 / seconds / 1e9;
+}
+
+// One convolution shape of InceptionV3 at 299: channels, kernel, output size (stride 1).
+struct ConvShape {
+  const char* name;
+  std::int64_t in, out, kernel_h, kernel_w, height, width;
+};
+
+// The stem's three heaviest convolutions (1.29 of the 5.71 GMAC) and shapes from each kind of
+// Mixed block.
+constexpr ConvShape inception_convs[] = {
+    {"Conv2d_2a 32->32 3x3 @147", 32, 32, 3, 3, 147, 147},
+    {"Conv2d_2b 32->64 3x3 @147", 32, 64, 3, 3, 147, 147},
+    {"Conv2d_4a 80->192 3x3 @71", 80, 192, 3, 3, 71, 71},
+    {"Mixed_5 64->96 3x3 @35", 64, 96, 3, 3, 35, 35},
+    {"Mixed_5 48->64 5x5 @35", 48, 64, 5, 5, 35, 35},
+    {"Mixed_6 768->192 1x1 @17", 768, 192, 1, 1, 17, 17},
+    {"Mixed_6 192->192 1x7 @17", 192, 192, 1, 7, 17, 17},
+    {"Mixed_7 448->384 3x3 @8", 448, 384, 3, 3, 8, 8},
+    {"Mixed_7 1280->320 1x1 @8", 1280, 320, 1, 1, 8, 8},
+};
+
+// Prints each shape's GFLOP/s at batch 8 (best of NCHW and channels_last) and the ceiling of
+// the set: its multiply-adds over the sum of its best times.
+void print_convolution_ceiling(double peak, double budget) {
+  std::printf("\nconvolution kernels alone (InceptionV3's heaviest shapes, batch 8, best of NCHW / channels_last):\n");
+  double total_flop = 0, total_seconds = 0;
+  torch::InferenceMode guard;
+  for (const auto& c : inception_convs) {
+    const auto input = torch::rand({8, c.in, c.height + c.kernel_h - 1, c.width + c.kernel_w - 1});
+    const auto weight = torch::rand({c.out, c.in, c.kernel_h, c.kernel_w});
+    const auto bias = torch::rand({c.out});
+    double best = 1e30;
+    for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+      const auto x = input.contiguous(format);
+      const auto w = weight.contiguous(format);
+      best = std::min(best, seconds_per_call([&] { (void)torch::conv2d(x, w, bias); }, budget / 4));
+    }
+    const double flop = 2.0 * 8 * c.out * c.in * c.kernel_h * c.kernel_w * c.height * c.width;
+    total_flop += flop;
+    total_seconds += best;
+    std::printf("  %-28s %7.1f GFLOP/s %5.0f%% of peak\n", c.name, flop / best / 1e9, 100 * flop / best / 1e9 / peak);
+  }
+  std::printf("  all of the above, in sequence: %.1f GFLOP/s, %.0f%% of peak\n", total_flop / total_seconds / 1e9,
+              100 * total_flop / total_seconds / 1e9 / peak);
 }
 
 }  // namespace
@@ -166,5 +213,6 @@ int main(int argc, char** argv) {
     std::printf("\nratios, measured side by side in this run:\n");
     for (const auto& line : ratios) std::printf("%s\n", line.c_str());
   }
+  print_convolution_ceiling(peak, budget);
   return 0;
 }
