@@ -160,6 +160,27 @@ TEST_CASE("The tiny face detector finds the faces in raw photos", "[models][dete
   }
 }
 
+TEST_CASE("Small photos run the detector at their own size, not enlarged", "[models][detect]") {
+  const auto model = env_path("SIAMESE_MODELS_DIR") / "faceapi_tiny_detector.pt";
+  siamese::TinyFaceDetector fitted(model);
+  CHECK(fitted.input_sizes_for(250) == std::vector<int>{256, 192});  // an LFW photo
+  CHECK(fitted.input_sizes_for(1200) == std::vector<int>{416, 192});
+  CHECK(fitted.input_sizes_for(100) == std::vector<int>{128});       // both sizes fit to 128: one pass
+  siamese::TinyFaceDetectorOptions options;
+  options.fit_small_photos = false;
+  siamese::TinyFaceDetector enlarging(model, options);
+  CHECK(enlarging.input_sizes_for(250) == std::vector<int>{416, 192});
+  // An LFW photo: the face is found either way, in nearly the same place.
+  const auto file = shared_dir() / "lfw" / "Abdullah_Gul" / "Abdullah_Gul_0013.jpg";
+  if (!std::filesystem::exists(file)) return;
+  const auto photo = siamese::read_image(file);
+  const auto small = siamese::select_faces(fitted.detect(photo), siamese::FacePolicy::central, photo.size());
+  const auto large = siamese::select_faces(enlarging.detect(photo), siamese::FacePolicy::central, photo.size());
+  REQUIRE(small.size() == 1);
+  REQUIRE(large.size() == 1);
+  CHECK(siamese::detail::intersection_over_union(small[0].box, large[0].box) > 0.7F);
+}
+
 TEST_CASE("Alignment puts the eyes where the template says", "[models][align]") {
   auto pipeline = standard_pipeline();
   REQUIRE(pipeline.uses_landmarks());
