@@ -128,6 +128,12 @@ TEST_CASE("A gallery file whose person names break the rules is refused", "[gall
   CHECK_THROWS_WITH(Gallery::parse(bytes, "g"), Catch::Contains("invalid person name at entry 0"));
 }
 
+TEST_CASE("A gallery file with bytes after its last entry is refused", "[gallery][errors]") {
+  fixtures::TempDir dir;
+  const auto bytes = resealed_gallery(dir, "a", 2, [](std::string& b) { b.insert(b.size() - 8, "xyz"); });
+  CHECK_THROWS_WITH(Gallery::parse(bytes, "g"), Catch::Contains("3 unexpected bytes"));
+}
+
 TEST_CASE("Concurrent identify while enrolling keeps every enrollment", "[gallery][concurrency]") {
   Gallery gallery("m", 8);
   gallery.enroll("seed", torch::zeros({8}));
