@@ -13,6 +13,7 @@
 // landmark models from tools/setup-models.sh (else the Haar cascade and box crops are used).
 //
 // Usage: evaluate --model M --pairs FILE --root DIR [--out DIR] [--mirror] [--batch N]
+//                 [--mirror-landmarks] [--jitters N]
 //                 [--cropped] [--log-far] [--calibrate far=0.001|accuracy]
 
 #include "example_main.hpp"
@@ -32,17 +33,21 @@ namespace {
 
 struct Arguments {
   std::string model, pairs, root, out = ".", calibrate;
-  bool mirror = false, cropped = false, log_far = false;
+  bool mirror = false, mirror_landmarks = false, cropped = false, log_far = false;
+  int jitters = 0;
   std::size_t batch = 32;
 };
 
 constexpr const char* usage =
     "usage: evaluate --model M --pairs FILE --root DIR [--out DIR] [--mirror] [--batch N]\n"
+    "                [--mirror-landmarks] [--jitters N]\n"
     "                [--cropped] [--log-far] [--calibrate far=0.001|accuracy]\n"
     "  --pairs     LFW pair file (pairs.txt, pairsDevTest.txt, ...) or CSV path_a,path_b,label\n"
     "  --root      folder the pair file's images are in\n"
     "  --out       where roc.csv and roc.png go (default .)\n"
     "  --mirror    average each embedding with its mirror image's\n"
+    "  --mirror-landmarks  average the landmarks with the mirror image's before aligning\n"
+    "  --jitters N also average N jittered copies of each chip (dlib's jitter_image)\n"
     "  --cropped   images are aligned crops: no detection, the centre is the face\n"
     "  --log-far   draw the ROC with a logarithmic FAR axis\n"
     "  --calibrate fit the head and a threshold on these pairs; save MODEL.calibration.json\n";
@@ -59,6 +64,8 @@ Arguments parse_arguments(int argc, char** argv) {
     else if (arg == "--calibrate") a.calibrate = value();
     else if (arg == "--batch") a.batch = static_cast<std::size_t>(std::stoul(value()));
     else if (arg == "--mirror") a.mirror = true;
+    else if (arg == "--mirror-landmarks") a.mirror_landmarks = true;
+    else if (arg == "--jitters") a.jitters = std::stoi(value());
     else if (arg == "--cropped") a.cropped = true;
     else if (arg == "--log-far") a.log_far = true;
     else if (arg == "-h" || arg == "--help") { std::cout << usage; std::exit(0); }
@@ -142,11 +149,13 @@ int main(int argc, char** argv) {
       face_options.chip_size = backbone.input_spec().height;
       face_options.center_fallback = true;  // pair lists hold face photos: never drop a pair
       face_options.policy = FacePolicy::central;  // the subject of a face dataset is centred
+      face_options.mirror_landmarks = args.mirror_landmarks;
       pipeline.emplace(FacePipeline::from_models(std::filesystem::path(args.model).parent_path(), face_options, options.device));
     }
     EmbedderOptions embed_options;
     embed_options.batch_size = args.batch;
     embed_options.mirror = args.mirror;
+    embed_options.jitters = args.jitters;
     ImageEmbedder embedder(backbone, pipeline ? &*pipeline : nullptr, embed_options);
 
     const auto images = eval::distinct_images(list);
@@ -173,7 +182,9 @@ int main(int argc, char** argv) {
     const auto& stats = embedder.stats();
 
     std::cout << std::fixed << std::setprecision(4)
-              << "model            " << backbone.metadata().name << (args.mirror ? " (+ mirror)" : "") << '\n'
+              << "model            " << backbone.metadata().name << (args.mirror ? " (+ mirror)" : "")
+              << (args.mirror_landmarks ? " (+ mirror-averaged landmarks)" : "")
+              << (args.jitters > 0 ? " (+ " + std::to_string(args.jitters) + " jitters)" : std::string()) << '\n'
               << "pairs            " << list.pairs.size() << " (" << report.same_pairs << " same, "
               << report.different_pairs << " different) from " << args.pairs << '\n'
               << "embedding        " << stats.embedded << " images in " << stats.backbone_calls << " batches of up to "

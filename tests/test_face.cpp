@@ -3,6 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <random>
 
 using Approx = Catch::Detail::Approx;
 
@@ -193,6 +196,46 @@ TEST_CASE("ImageEmbedder batches, and embeds each distinct image once", "[embed]
   const auto flipped = backbone.embed(
       siamese::to_input_tensor(siamese::read_image(distinct[5]), backbone.input_spec()).flip({3}));
   CHECK(torch::allclose(m[0], (direct[0] + flipped[0]) / 2, 1e-5, 1e-6));
+
+  // Jittered copies: seeded by content, so batching does not change an image's embedding.
+  siamese::EmbedderOptions jittered = mirrored;
+  jittered.jitters = 3;
+  siamese::ImageEmbedder alone(backbone, nullptr, jittered), batched(backbone, nullptr, jittered);
+  const auto one = alone.embed_files({distinct[5]});
+  const auto many = batched.embed_files({distinct[0], distinct[1], distinct[5]});
+  CHECK(torch::allclose(one[0], many[2], 1e-5, 1e-6));
+  CHECK(alone.stats().backbone_calls == 1);    // 1 image + mirror + 3 copies fit one call of 3 x 2
+  CHECK(batched.stats().backbone_calls == 3);  // 3 + 3 mirrors + 9 copies: 15 rows, calls of 6
+  jittered.jitters = -1;
+  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, nullptr, jittered), Catch::Contains("jitters must lie in 0..1000"));
+}
+
+TEST_CASE("Jittered chips are small, reproducible disturbances", "[align]") {
+  cv::Mat chip(150, 150, CV_8UC3);
+  cv::randu(chip, cv::Scalar::all(0), cv::Scalar::all(255));
+  cv::GaussianBlur(chip, chip, cv::Size(9, 9), 3);
+  std::mt19937 first(7), second(7);
+  std::vector<cv::Mat> copies;
+  for (int i = 0; i < 8; ++i) {
+    const auto a = siamese::jitter_chip(chip, first), b = siamese::jitter_chip(chip, second);
+    REQUIRE(a.size() == chip.size());
+    REQUIRE(a.type() == chip.type());
+    CHECK(cv::norm(a, b, cv::NORM_INF) == 0);  // same generator state, same copy
+    copies.push_back(a);
+  }
+  CHECK(cv::norm(copies[0], copies[1], cv::NORM_L1) > 0);  // the copies differ from each other
+  // At most 3 degrees, 2% and 3%: the centre of the chip stays within a few pixels.
+  cv::Mat marked(150, 150, CV_8UC3, cv::Scalar::all(0));
+  cv::circle(marked, {75, 75}, 4, cv::Scalar::all(255), cv::FILLED);
+  std::mt19937 rng(11);
+  for (int i = 0; i < 20; ++i) {
+    cv::Mat gray;
+    cv::cvtColor(siamese::jitter_chip(marked, rng), gray, cv::COLOR_RGB2GRAY);
+    const auto m = cv::moments(gray);
+    REQUIRE(m.m00 > 0);
+    CHECK(std::abs(m.m10 / m.m00 - 74.5) < 5);
+    CHECK(std::abs(m.m01 / m.m00 - 74.5) < 5);
+  }
 }
 
 TEST_CASE("ImageEmbedder reports every missing file at once, before any work", "[embed][errors]") {

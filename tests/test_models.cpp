@@ -181,6 +181,24 @@ TEST_CASE("Small photos run the detector at their own size, not enlarged", "[mod
   CHECK(siamese::detail::intersection_over_union(small[0].box, large[0].box) > 0.7F);
 }
 
+TEST_CASE("Mirror-averaged landmarks stay on the face", "[models][align]") {
+  siamese::LandmarkDetector68 landmarker(env_path("SIAMESE_MODELS_DIR") / "faceapi_landmarks68.pt");
+  siamese::TinyFaceDetector detector(env_path("SIAMESE_MODELS_DIR") / "faceapi_tiny_detector.pt");
+  const auto photo = siamese::read_image(example_photo("obama.jpg"));
+  const auto faces = siamese::select_faces(detector.detect(photo), siamese::FacePolicy::largest);
+  REQUIRE(faces.size() == 1);
+  const auto once = landmarker.landmarks(photo, faces[0].box);
+  const auto averaged = landmarker.mirror_averaged_landmarks(photo, faces[0].box);
+  REQUIRE(averaged.size() == once.size());
+  double mean_shift = 0;
+  for (std::size_t i = 0; i < once.size(); ++i) mean_shift += cv::norm(once[i] - averaged[i]) / once.size();
+  std::cout << "obama.jpg: mirror-averaged landmarks move " << mean_shift << " px on average (box "
+            << faces[0].box.width << " px)\n";
+  CHECK(mean_shift < 0.03 * faces[0].box.width);  // the same face, points matched left to right
+  const auto [left, right] = siamese::eye_centers(averaged);
+  CHECK(left.x < right.x);
+}
+
 TEST_CASE("Alignment puts the eyes where the template says", "[models][align]") {
   auto pipeline = standard_pipeline();
   REQUIRE(pipeline.uses_landmarks());

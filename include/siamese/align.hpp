@@ -5,8 +5,10 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -106,6 +108,28 @@ inline cv::Mat warp_face(const cv::Mat& rgb, const cv::Matx23d& image_to_chip, c
   cv::Mat chip;
   cv::warpAffine(source, chip, transform, size, cv::INTER_LINEAR, cv::BORDER_REPLICATE);
   return chip;
+}
+
+/// A randomly disturbed copy of an aligned chip, as dlib's jitter_image makes them: rotated by
+/// up to 3 degrees, shifted by up to 2% and zoomed by 0-3% about the centre, mirrored half of
+/// the time. Averaging the embeddings of several such copies steadies an embedding against
+/// small alignment errors. Requires: a non-empty chip. Same `rng` state, same copy.
+inline cv::Mat jitter_chip(const cv::Mat& chip, std::mt19937& rng) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const auto between = [&](double low, double high) { return low + (high - low) * unit(rng); };
+  // dlib's rectangle: the chip less 3 pixels on each side, shifted and zoomed.
+  const double inner = std::max(1.0, chip.cols - 6.0);
+  const double shift_x = between(-0.02, 0.02) * inner, shift_y = between(-0.02, 0.02) * inner;
+  const double zoom = between(0.97, 1.0);
+  const double degrees = between(-3.0, 3.0);
+  const cv::Point2f centre(static_cast<float>(chip.cols / 2.0 + shift_x), static_cast<float>(chip.rows / 2.0 + shift_y));
+  cv::Mat transform = cv::getRotationMatrix2D(centre, degrees, chip.cols * zoom / inner);
+  transform.at<double>(0, 2) += chip.cols / 2.0 - centre.x;
+  transform.at<double>(1, 2) += chip.rows / 2.0 - centre.y;
+  cv::Mat jittered;
+  cv::warpAffine(chip, jittered, transform, chip.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  if (unit(rng) > 0.5) cv::flip(jittered, jittered, 1);
+  return jittered;
 }
 
 /// Applies a 2x3 transform to points.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <siamese/align.hpp>
 #include <siamese/backbone.hpp>
 #include <siamese/detail/files.hpp>
 #include <siamese/errors.hpp>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -44,6 +46,11 @@ struct EmbedderOptions {
   /// Average each embedding with that of the mirrored chip (one backbone call for both):
   /// a standard test-time augmentation that makes embeddings steadier.
   bool mirror = false;
+  /// Also average the embeddings of this many jittered copies of each chip (jitter_chip(),
+  /// dlib's test-time augmentation), in the same backbone call: (1 + mirror + jitters) times
+  /// the embedding work. Each image's copies are seeded by its content, so an image gets the
+  /// same embedding whatever it is batched with.
+  int jitters = 0;
   ImageLimits limits;
 };
 
@@ -66,6 +73,9 @@ class ImageEmbedder {
   ImageEmbedder(const Backbone& backbone, FacePipeline* pipeline, EmbedderOptions options = {})
       : backbone_(backbone), pipeline_(pipeline), options_(options) {
     if (options_.batch_size < 1) throw Error("ImageEmbedder batch_size must be at least 1");
+    if (options_.jitters < 0 || options_.jitters > 1000) {
+      throw Error("ImageEmbedder jitters must lie in 0..1000, got " + std::to_string(options_.jitters));
+    }
   }
 
   /// Embeddings of `files`, row i for files[i]: float32 [N, D] on the CPU.
@@ -170,21 +180,35 @@ class ImageEmbedder {
 
   void flush(std::vector<std::pair<ContentHash, cv::Mat>>& pending) {
     if (pending.empty()) return;
+    // Rows: the chips, their mirrors, then each chip's jittered copies.
     std::vector<cv::Mat> chips;
     for (const auto& p : pending) chips.push_back(p.second);
-    auto batch = to_input_batch(chips, backbone_.input_spec());
-    const auto n = static_cast<std::int64_t>(chips.size());
-    torch::Tensor embeddings;
-    if (options_.mirror) {
-      const auto both = backbone_.embed(torch::cat({batch, batch.flip({3})}));
-      embeddings = (both.narrow(0, 0, n) + both.narrow(0, n, n)) / 2;
-    } else {
-      embeddings = backbone_.embed(batch);
+    for (const auto& [key, chip] : pending) {
+      std::mt19937 rng(static_cast<std::uint32_t>(key.value ^ (key.value >> 32)));
+      for (int j = 0; j < options_.jitters; ++j) chips.push_back(jitter_chip(chip, rng));
     }
-    embeddings = embeddings.to(torch::kCPU);
-    ++stats_.backbone_calls;
+    auto batch = to_input_batch(chips, backbone_.input_spec());
+    const auto n = static_cast<std::int64_t>(pending.size());
+    if (options_.mirror) {
+      batch = torch::cat({batch.narrow(0, 0, n), batch.narrow(0, 0, n).flip({3}), batch.narrow(0, n, batch.size(0) - n)});
+    }
+    // Calls of at most batch_size images and their mirrors: jittered copies take more calls,
+    // not more memory per call.
+    const auto rows_per_call = static_cast<std::int64_t>(options_.batch_size) * (options_.mirror ? 2 : 1);
+    std::vector<torch::Tensor> parts;
+    for (std::int64_t first = 0; first < batch.size(0); first += rows_per_call) {
+      parts.push_back(backbone_.embed(batch.narrow(0, first, std::min(rows_per_call, batch.size(0) - first))).to(torch::kCPU));
+      ++stats_.backbone_calls;
+    }
+    const auto all = torch::cat(parts);
+    const std::int64_t jitters = options_.jitters;
+    const std::int64_t plain_copies = options_.mirror ? 2 : 1;
+    auto embeddings = all.narrow(0, 0, n).clone();
+    if (options_.mirror) embeddings += all.narrow(0, n, n);
+    if (jitters > 0) embeddings += all.narrow(0, plain_copies * n, jitters * n).view({n, jitters, -1}).sum(1);
+    embeddings /= static_cast<double>(plain_copies + jitters);
     for (std::int64_t i = 0; i < n; ++i) cache_[pending[i].first] = embeddings[i].clone();
-    stats_.embedded += chips.size();
+    stats_.embedded += pending.size();
     pending.clear();
   }
 

@@ -28,6 +28,9 @@ struct AlignedFace {
 struct FacePipelineOptions {
   int chip_size = 150;          ///< the backbone's input side
   double chip_padding = 0.25;   ///< dlib template padding, used with landmarks
+  /// Average the landmarks with those of the mirror image before aligning (one more landmark
+  /// pass per face; LandmarkDetector68::mirror_averaged_landmarks).
+  bool mirror_landmarks = false;
   CropOptions box_crop;         ///< used without a landmark model
   FacePolicy policy = FacePolicy::largest;
   /// With no face found: throw NoFaceFound (false, the default), or take the central
@@ -91,7 +94,8 @@ class FacePipeline {
     face.detection = detection;
     const cv::Size size(options_.chip_size, options_.chip_size);
     if (landmarker_) {
-      face.landmarks = landmarker_->landmarks(rgb, detection.box);
+      face.landmarks = options_.mirror_landmarks ? landmarker_->mirror_averaged_landmarks(rgb, detection.box)
+                                                 : landmarker_->landmarks(rgb, detection.box);
       std::vector<cv::Point2f> from;
       for (int index : template_.landmark_indices) from.push_back(face.landmarks[index]);
       face.image_to_chip = similarity_transform(from, template_.points);
