@@ -47,8 +47,8 @@ struct EmbedderOptions {
   /// a standard test-time augmentation that makes embeddings steadier.
   bool mirror = false;
   /// Also average the embeddings of this many jittered copies of each chip (jitter_chip(),
-  /// dlib's test-time augmentation), in the same backbone call: (1 + mirror + jitters) times
-  /// the embedding work. Each image's copies are seeded by its content, so an image gets the
+  /// dlib's test-time augmentation): (1 + mirror + jitters) times the embedding work, run in
+  /// backbone calls of at most batch_size images and their mirrors. Each image's copies are seeded by its content, so an image gets the
   /// same embedding whatever it is batched with.
   int jitters = 0;
   ImageLimits limits;
