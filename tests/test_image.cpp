@@ -87,6 +87,68 @@ TEST_CASE("Every readable format states its size in a header checked before deco
   CHECK_THROWS_WITH(siamese::decode_image(cut_png, "cut.png"), Catch::Contains("truncated PNG header"));
 }
 
+TEST_CASE("Headers are read as OpenCV's decoders read them", "[image][errors]") {
+  auto header_of = [](const std::vector<std::uint8_t>& bytes) {
+    const auto header = siamese::detail::read_image_header(bytes.data(), bytes.size());
+    return std::make_pair(header.width, header.height);
+  };
+  using Sides = std::pair<std::uint64_t, std::uint64_t>;
+  // PNM: a '#' right after a number ends it; it does not start a comment. Found by the fuzzer:
+  // read as a comment, this 25-byte file was 259001x2 to the check and 259001x2225 to OpenCV.
+  const std::string pnm = "P6 \n259001#2225\xb0" "591P6\n2#1";
+  const std::vector<std::uint8_t> pnm_bytes(pnm.begin(), pnm.end());
+  CHECK(header_of(pnm_bytes) == Sides(259001, 2225));
+  CHECK_THROWS_WITH(siamese::decode_image(pnm_bytes, "bomb.ppm"), Catch::Contains("259001x2225"));
+  const std::string commented = "P5\n# width height\r8 # sides\n5\n255\n";
+  CHECK(header_of({commented.begin(), commented.end()}) == Sides(8, 5));
+
+  // BMP: an OS/2 core header's sides are unsigned.
+  auto bmp = encode(cv::Mat(5, 8, CV_8UC3, cv::Scalar(1, 2, 3)), ".bmp");
+  const std::uint8_t core[] = {12, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x3F};  // size 12, 65535 x 16383
+  std::copy(std::begin(core), std::end(core), bmp.begin() + 14);
+  CHECK(header_of(bmp) == Sides(65535, 16383));
+  CHECK_THROWS_WITH(siamese::decode_image(bmp, "core.bmp"), Catch::Contains("65535x16383"));
+
+  // PNG: sides are read from IHDR only when it is the first chunk.
+  auto png = encode(cv::Mat(5, 8, CV_8UC3, cv::Scalar(1, 2, 3)), ".png");
+  CHECK(header_of(png) == Sides(8, 5));
+  png[12] = 'i';
+  CHECK(header_of(png) == Sides(0, 0));
+
+  // JPEG: restart markers have no length field; libjpeg steps over them to the frame header.
+  auto jpeg = encode(cv::Mat(5, 8, CV_8UC3, cv::Scalar(1, 2, 3)), ".jpg");
+  jpeg.insert(jpeg.begin() + 2, {0xFF, 0xD0});
+  CHECK(header_of(jpeg) == Sides(8, 5));
+  CHECK(siamese::decode_image(jpeg, "restart.jpg").size() == cv::Size(8, 5));
+}
+
+TEST_CASE("Bytes that also carry the signature of a format not decoded are refused", "[image][errors]") {
+  // OpenCV hands such bytes to GDCM or GDAL when the leading format's decoder declines them,
+  // and GDCM aborts on some: found by the decode_image fuzzer.
+  auto with_at = [](std::vector<std::uint8_t> bytes, std::size_t at, const std::string& magic) {
+    if (bytes.size() < at + magic.size()) bytes.resize(at + magic.size(), 0xFF);
+    std::copy(magic.begin(), magic.end(), bytes.begin() + static_cast<std::ptrdiff_t>(at));
+    return bytes;
+  };
+  const cv::Mat image(5, 8, CV_8UC3, cv::Scalar(10, 20, 30));
+  for (const std::string ext : {".jpg", ".png", ".webp"}) {
+    INFO(ext);
+    const auto bytes = encode(image, ext);
+    CHECK_THROWS_WITH(siamese::decode_image(with_at(bytes, 128, "DICM"), "polyglot" + ext),
+                      Catch::Contains("polyglot" + ext) && Catch::Contains("DICOM"));
+    CHECK_THROWS_WITH(siamese::decode_image(with_at(bytes, 140, "DTED"), "polyglot" + ext),
+                      Catch::Contains("ambiguous") && Catch::Contains("DTED"));
+  }
+  // A WebP whose frame header libwebp declines: OpenCV would try the DICOM reader next.
+  auto webp = with_at(encode(image, ".webp"), 128, "DICM");
+  webp[23] = 0;  // the VP8 start code
+  CHECK_THROWS_AS(siamese::decode_image(webp, "broken.webp"), siamese::ImageError);
+  // 'P', a digit and no white space is not PNM to OpenCV either: not read as one.
+  const auto fake_pnm = with_at({'P', '5', '4', '4', '2', '\n', '6', '6'}, 128, "DICM");
+  CHECK(siamese::detail::read_image_header(fake_pnm.data(), fake_pnm.size()).format == nullptr);
+  CHECK_THROWS_WITH(siamese::decode_image(fake_pnm, "fake.pgm"), Catch::Contains("unknown or unsupported format"));
+}
+
 TEST_CASE("to_input_tensor applies the spec and owns its memory", "[image][preprocess]") {
   siamese::InputSpec spec;
   spec.height = 2;

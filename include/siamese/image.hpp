@@ -52,13 +52,17 @@ struct ImageHeader {
   const char* format = nullptr;  ///< "JPEG", "PNG", "BMP", "PNM", "WebP"; null for any other
   std::uint64_t width = 0;       ///< 0 with `height` when the header is cut short or damaged
   std::uint64_t height = 0;
+  /// A format the library does not decode whose signature the bytes also carry, further in
+  /// than the leading magic ("DICOM" for "DICM" at byte 128, "DTED" at byte 140); null if none.
+  const char* also_signed_as = nullptr;
 };
 
 inline constexpr const char* readable_formats = "JPEG, PNG, BMP, PNM (P1-P6) or WebP";
 
 /// The header of a JPEG, PNG, BMP, PNM or WebP file. Only these formats are decoded: each
 /// states its size in a header read here, so no decoder allocates pixels before the size has
-/// been checked (OpenCV's other decoders, TIFF, EXR, JPEG 2000 and others, would).
+/// been checked (OpenCV's other decoders, TIFF, EXR, JPEG 2000 and others, would). The size
+/// read must be the one the decoder will read, so each reader follows its decoder's quirks.
 inline ImageHeader read_image_header(const std::uint8_t* data, std::size_t size) {
   auto le16 = [&](std::size_t at) { return static_cast<std::uint64_t>(data[at]) | static_cast<std::uint64_t>(data[at + 1]) << 8; };
   auto le32 = [&](std::size_t at) { return le16(at) | le16(at + 2) << 16; };
@@ -70,7 +74,9 @@ inline ImageHeader read_image_header(const std::uint8_t* data, std::size_t size)
   ImageHeader header;
   if (starts_with("\x89PNG\r\n\x1a\n", 8)) {
     header.format = "PNG";
-    if (size >= 24) header.width = be32(16), header.height = be32(20);
+    // The sides are the IHDR chunk's, which the PNG standard puts first; any other layout is
+    // treated as damaged rather than guessed at.
+    if (size >= 24 && starts_with("IHDR", 4, 12)) header.width = be32(16), header.height = be32(20);
   } else if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
     header.format = "JPEG";
     std::size_t at = 2;
@@ -78,6 +84,11 @@ inline ImageHeader read_image_header(const std::uint8_t* data, std::size_t size)
       const std::uint8_t marker = data[at + 1];
       if (marker == 0xFF) {  // fill byte
         ++at;
+        continue;
+      }
+      if (marker == 0xD8 || marker == 0xD9) break;  // a second start, or the end: libjpeg refuses
+      if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // TEM, RSTn: no length field
+        at += 2;
         continue;
       }
       const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
@@ -90,25 +101,32 @@ inline ImageHeader read_image_header(const std::uint8_t* data, std::size_t size)
   } else if (starts_with("BM", 2)) {
     header.format = "BMP";
     if (size >= 26) {
-      const bool core_header = le32(14) == 12;  // OS/2 BITMAPCOREHEADER: 16-bit sides
-      const auto width = core_header ? static_cast<std::int16_t>(le16(18)) : static_cast<std::int32_t>(le32(18));
-      const auto height = core_header ? static_cast<std::int16_t>(le16(20)) : static_cast<std::int32_t>(le32(22));
+      const bool core_header = le32(14) == 12;  // OS/2 BITMAPCOREHEADER: unsigned 16-bit sides
+      const auto width = core_header ? static_cast<std::int64_t>(le16(18)) : static_cast<std::int32_t>(le32(18));
+      const auto height = core_header ? static_cast<std::int64_t>(le16(20)) : static_cast<std::int32_t>(le32(22));
       header.width = static_cast<std::uint64_t>(std::abs(static_cast<std::int64_t>(width)));
       header.height = static_cast<std::uint64_t>(std::abs(static_cast<std::int64_t>(height)));  // negative: top-down
     }
-  } else if (size >= 2 && data[0] == 'P' && data[1] >= '1' && data[1] <= '6') {
+  } else if (size >= 3 && data[0] == 'P' && data[1] >= '1' && data[1] <= '6' && std::isspace(data[2])) {
     header.format = "PNM";
+    // As OpenCV's reader: white space and comments ('#' to a CR or LF) before a number, and the
+    // byte after its digits consumed whatever it is: in "P6 640#2 255" the '#' ends the width
+    // and 2 is the height, not a comment.
     std::size_t at = 2;
     std::uint64_t sides[2] = {0, 0};
     for (auto& side : sides) {
-      while (at < size && (std::isspace(data[at]) || data[at] == '#')) {
+      while (at < size && !std::isdigit(data[at])) {
         if (data[at] == '#') {
-          while (at < size && data[at] != '\n') ++at;
-        } else {
+          while (at < size && data[at] != '\n' && data[at] != '\r') ++at;
           ++at;
+        } else if (std::isspace(data[at])) {
+          ++at;
+        } else {
+          break;  // OpenCV refuses the file; so does the zero side left here
         }
       }
       while (at < size && std::isdigit(data[at]) && side < (1ULL << 40)) side = side * 10 + (data[at++] - '0');
+      ++at;
     }
     header.width = sides[0], header.height = sides[1];
   } else if (starts_with("RIFF", 4) && starts_with("WEBP", 4, 8)) {
@@ -124,6 +142,14 @@ inline ImageHeader read_image_header(const std::uint8_t* data, std::size_t size)
     }
   }
   if (header.width == 0 || header.height == 0) header.width = header.height = 0;
+  // OpenCV gives the bytes to the first decoder whose signature check accepts them. When the
+  // decoder of the leading magic declines (libwebp checks more than the magic), later decoders
+  // look deeper into the file: GDCM's DICOM reader aborts the process on some inputs.
+  if (starts_with("DICM", 4, 128)) {
+    header.also_signed_as = "DICOM";
+  } else if (starts_with("DTED", 4, 140)) {
+    header.also_signed_as = "DTED";
+  }
   return header;
 }
 
@@ -133,7 +159,7 @@ inline ImageHeader read_image_header(const std::uint8_t* data, std::size_t size)
 /// Ensures: a non-empty CV_8UC3 image in RGB order, EXIF orientation applied; gray, BGRA and
 /// 16-bit images converted. Reads JPEG, PNG, BMP, PNM and WebP, whose sizes are checked from
 /// the header before decoding. Throws ImageError when the data is empty, in another format,
-/// undecodable, or beyond `limits`.
+/// also signed as a format that is not decoded (a polyglot), undecodable, or beyond `limits`.
 inline cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name,
                             const ImageLimits& limits = {}) {
   if (bytes.empty()) throw ImageError("image '" + name + "' is empty (0 bytes)");
@@ -148,6 +174,10 @@ inline cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::s
   }
   if (header.width == 0) {
     throw ImageError("image '" + name + "' has a damaged or truncated " + header.format + " header");
+  }
+  if (header.also_signed_as != nullptr) {
+    throw ImageError("image '" + name + "' is ambiguous: a " + header.format + " header, but also a " +
+                     header.also_signed_as + " signature, a format that is not decoded");
   }
   if (static_cast<double>(header.width) * static_cast<double>(header.height) > limits.max_pixels) {
     throw ImageError("image '" + name + "' says it is " + std::to_string(header.width) + "x" +
