@@ -210,6 +210,43 @@ TEST_CASE("ImageEmbedder batches, and embeds each distinct image once", "[embed]
   CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, nullptr, jittered), Catch::Contains("jitters must lie in 0..1000"));
 }
 
+TEST_CASE("An embedding cache on disk is served only to an embedder that makes embeddings the same way", "[embed][errors]") {
+  fixtures::TempDir dir;
+  siamese::TorchScriptBackbone backbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
+  std::vector<std::filesystem::path> files;
+  for (int i = 0; i < 3; ++i) {
+    files.push_back(dir / ("img" + std::to_string(i) + ".png"));
+    REQUIRE(cv::imwrite(files.back().string(), cv::Mat(12, 12, CV_8UC3, cv::Scalar(i * 50, 9, 200 - i * 40))));
+  }
+  siamese::EmbedderOptions mirrored;
+  mirrored.mirror = true;
+  siamese::ImageEmbedder maker(backbone, nullptr, mirrored);
+  const auto made = maker.embed_files(files);
+  const auto cache = dir / "cache.pt";
+  maker.save_cache(cache, "tiny");
+
+  siamese::ImageEmbedder same(backbone, nullptr, mirrored);
+  CHECK(same.load_cache(dir / "missing.pt", "tiny") == 0);
+  CHECK(same.load_cache(cache, "tiny") == 3);
+  CHECK(torch::equal(same.embed_files(files), made));
+  CHECK(same.stats().backbone_calls == 0);
+  CHECK(same.stats().cache_hits == 3);
+
+  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, nullptr, mirrored).load_cache(cache, "other"),
+                    Catch::Contains("model=tiny;") && Catch::Contains("model=other;"));
+  siamese::ImageEmbedder plain(backbone, nullptr);  // no mirror averaging: other embeddings
+  CHECK_THROWS_WITH(plain.load_cache(cache, "tiny"), Catch::Contains("mirror=1") && Catch::Contains("mirror=0"));
+  siamese::EmbedderOptions jittered = mirrored;
+  jittered.jitters = 2;
+  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, nullptr, jittered).load_cache(cache, "tiny"),
+                    Catch::Contains("jitters=2"));
+  CHECK(plain.embed_files({files[0]}).sizes() == torch::IntArrayRef({1, fixtures::embedding_size}));
+  CHECK(plain.stats().cache_hits == 0);  // nothing was loaded by the refused call
+
+  fixtures::write_file(dir / "junk.pt", "not a cache");
+  CHECK_THROWS_AS(plain.load_cache(dir / "junk.pt", "tiny"), siamese::ModelError);
+}
+
 TEST_CASE("Jittered chips are small, reproducible disturbances", "[align]") {
   cv::Mat chip(150, 150, CV_8UC3);
   cv::randu(chip, cv::Scalar::all(0), cv::Scalar::all(255));

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -121,11 +122,30 @@ class ImageEmbedder {
   const EmbedStats& stats() const { return stats_; }
   void clear_cache() { cache_.clear(); }
 
-  /// Saves the cache to `file` (written to a temporary, then renamed), tagged with `model_name`
-  /// so that embeddings of one model are never served for another.
+  /// What a cache file records of how its embeddings were made: the model's name, the
+  /// alignment options of the face pipeline (or whole images), mirror and jitters. Not the
+  /// weights themselves: a model file changed under the same name needs a new cache.
+  std::string cache_tag(const std::string& model_name) const {
+    std::ostringstream tag;
+    tag << "model=" << model_name << "; chips=";
+    if (pipeline_ != nullptr) {
+      const auto& o = pipeline_->options();
+      tag << "aligned " << o.chip_size << " px, padding " << o.chip_padding << ", mirror landmarks "
+          << o.mirror_landmarks << ", policy " << static_cast<int>(o.policy) << ", centre fallback "
+          << o.center_fallback << " at " << o.center_fraction;
+    } else {
+      tag << "whole images";
+    }
+    tag << "; mirror=" << options_.mirror << "; jitters=" << options_.jitters;
+    return tag.str();
+  }
+
+  /// Saves the cache to `file` (written to a temporary, then renamed), tagged with
+  /// cache_tag(model_name) so that embeddings made one way are never served for another.
   void save_cache(const std::filesystem::path& file, const std::string& model_name) const {
+    const auto tag = cache_tag(model_name);
     std::vector<torch::Tensor> parts;
-    parts.push_back(torch::tensor(std::vector<std::int64_t>(model_name.begin(), model_name.end()), torch::kInt64));
+    parts.push_back(torch::tensor(std::vector<std::int64_t>(tag.begin(), tag.end()), torch::kInt64));
     std::vector<std::int64_t> keys;
     std::vector<torch::Tensor> values;
     for (const auto& [key, value] : cache_) {
@@ -144,9 +164,9 @@ class ImageEmbedder {
     });
   }
 
-  /// Loads a cache saved by save_cache() for the same model; returns the number of entries.
-  /// A missing file loads nothing. Throws ModelError when the file belongs to another model or
-  /// is not a cache.
+  /// Loads a cache saved by save_cache() with the same cache_tag(); returns the number of
+  /// entries. A missing file loads nothing. Throws ModelError, naming both tags, when the file
+  /// was made with another model or other options, or when it is not a cache.
   std::size_t load_cache(const std::filesystem::path& file, const std::string& model_name) {
     std::error_code ec;
     if (!std::filesystem::exists(file, ec)) return 0;
@@ -162,8 +182,9 @@ class ImageEmbedder {
     }
     const auto name_codes = parts[0].contiguous();
     const std::string stored(name_codes.data_ptr<std::int64_t>(), name_codes.data_ptr<std::int64_t>() + name_codes.numel());
-    if (stored != model_name) {
-      throw ModelError("embedding cache '" + file.string() + "' was made with model '" + stored + "', not '" + model_name + "'");
+    const auto tag = cache_tag(model_name);
+    if (stored != tag) {
+      throw ModelError("embedding cache '" + file.string() + "' was made with '" + stored + "', not '" + tag + "'");
     }
     const auto keys = parts[1].contiguous();
     const auto* k = keys.data_ptr<std::int64_t>();
