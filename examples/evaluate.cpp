@@ -187,8 +187,9 @@ int main(int argc, char** argv) {
               << (args.jitters > 0 ? " (+ " + std::to_string(args.jitters) + " jitters)" : std::string()) << '\n'
               << "pairs            " << list.pairs.size() << " (" << report.same_pairs << " same, "
               << report.different_pairs << " different) from " << args.pairs << '\n'
-              << "embedding        " << stats.embedded << " images in " << stats.backbone_calls << " batches of up to "
-              << args.batch << ", " << std::setprecision(1) << seconds << " s (" << stats.embedded / seconds
+              << "embedding        " << stats.embedded << " images in " << stats.backbone_calls
+              << " backbone calls of up to " << args.batch * (args.mirror ? 2 : 1) << " chips, "
+              << std::setprecision(1) << seconds << " s (" << stats.embedded / seconds
               << " images/s, decode + detect + align + embed)\n"
               << std::setprecision(4)
               << "ROC AUC          " << report.auc << '\n'
