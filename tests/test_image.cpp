@@ -120,6 +120,10 @@ TEST_CASE("Headers are read as OpenCV's decoders read them", "[image][errors]") 
   jpeg.insert(jpeg.begin() + 2, {0xFF, 0xD0});
   CHECK(header_of(jpeg) == Sides(8, 5));
   CHECK(siamese::decode_image(jpeg, "restart.jpg").size() == cv::Size(8, 5));
+  // An end marker before the frame header ends the image for libjpeg, and the walk here.
+  const std::vector<std::uint8_t> ended = {0xFF, 0xD8, 0xFF, 0xD9, 0x00, 0x02, 0xFF, 0xC0, 0x00, 0x11,
+                                           0x08, 0x00, 0x05, 0x00, 0x08, 0x03, 0x01, 0x11, 0x00};
+  CHECK(header_of(ended) == Sides(0, 0));
 }
 
 TEST_CASE("Bytes that also carry the signature of a format not decoded are refused", "[image][errors]") {
