@@ -3,6 +3,8 @@ include(GNUInstallDirs)
 find_package(Torch REQUIRED)
 find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs objdetect)
 find_package(nlohmann_json 3.9 REQUIRED)
+# Galleries are stored in SQLite databases (siamese/gallery_store.hpp). Debian: libsqlite3-dev.
+find_package(SQLite3 REQUIRED)
 set(SIAMESE_OPENCV_TARGETS opencv_core opencv_imgproc opencv_imgcodecs opencv_objdetect)
 # Optional: FAISS for galleries of millions (siamese/faiss_index.hpp, target siamese::faiss).
 # Debian's FAISS config links OpenMP::OpenMP_CXX without finding it: find it first.

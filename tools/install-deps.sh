@@ -6,6 +6,8 @@ packages=(
   cmake g++ make                       # build
   libtorch-dev libopencv-dev           # the library's dependencies
   nlohmann-json3-dev catch2            # metadata JSON, tests
+  libsqlite3-dev                       # gallery databases
+  libcli11-dev                         # the examples' command lines
   libfaiss-dev                         # optional FAISS gallery index (siamese::faiss)
   libopenblas0-openmp                  # fast BLAS for LibTorch (the reference BLAS is slow)
   python3-torch python3-torchvision    # tools/: model export and conversion

@@ -50,6 +50,20 @@ class ImageError : public Error {
   using Error::Error;
 };
 
+/// A gallery file or database is damaged, foreign, from another model or schema, or beyond
+/// the limits; nothing was changed.
+class GalleryError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A gallery database stayed locked by other processes through every retry; nothing was
+/// changed, and trying again later may succeed.
+class GalleryBusyError : public GalleryError {
+ public:
+  using GalleryError::GalleryError;
+};
+
 /// A requested device is not available in this build or on this machine.
 class DeviceError : public Error {
  public:

@@ -4,6 +4,7 @@
 #include <siamese/detail/format.hpp>
 #include <siamese/distance.hpp>
 #include <siamese/errors.hpp>
+#include <siamese/gallery_store.hpp>
 #include <siamese/index.hpp>
 
 #include <torch/torch.h>
@@ -21,12 +22,6 @@
 #include <vector>
 
 namespace siamese {
-
-/// A gallery file is damaged, from another model, or beyond the limits; nothing was changed.
-class GalleryError : public Error {
- public:
-  using Error::Error;
-};
 
 /// One candidate of an identification.
 struct GalleryMatch {
@@ -52,6 +47,14 @@ struct Identification {
 /// VectorIndex: ExactIndex (matrix products) by default, an approximate FAISS index
 /// (siamese/faiss_index.hpp) for millions of embeddings.
 ///
+/// Storage: a gallery lives in memory (the constructor; save() and load() move it to and from
+/// a single checksummed file), or in a gallery database (open(): a GalleryStore, SQLite),
+/// where every enroll, remove and rename is a transaction of its own and any number of
+/// processes may change and read one gallery at once. A database-backed gallery keeps its
+/// index in memory, built from the database, and brings it up to date before each read
+/// (identify, people, size) when the database's change counter has moved: enrollments by
+/// other processes are appended, a removal or rename anywhere reloads every row.
+///
 /// Thread safety: any number of threads may identify() while one thread enrolls, removes or
 /// renames; readers see the gallery before or after each change, never half of one. Readers
 /// search a snapshot without holding a lock; a writer copies the index first when a reader
@@ -59,6 +62,20 @@ struct Identification {
 class Gallery {
  public:
   static constexpr std::uint32_t format_version = 1;
+
+  /// The gallery in the database `file`, created for this model when it does not exist.
+  /// Throws GalleryError when the file is not a gallery database, or was made with another
+  /// model (naming both); FileError when it cannot be created.
+  static Gallery open(const std::filesystem::path& file, const std::string& model_name, std::int64_t embedding_size,
+                      GalleryStoreOptions options = {}) {
+    return Gallery(GalleryStore::open_or_create(file, model_name, embedding_size, options));
+  }
+
+  /// The gallery in the existing database `file`, whatever its model. Throws FileError when
+  /// there is none, GalleryError when it is not a gallery database.
+  static Gallery open(const std::filesystem::path& file, GalleryStoreOptions options = {}) {
+    return Gallery(GalleryStore::open(file, options));
+  }
 
   Gallery(std::string model_name, std::int64_t embedding_size)
       : model_name_(std::move(model_name)), embedding_size_(embedding_size) {
@@ -79,7 +96,12 @@ class Gallery {
     rows_per_person_ = other.rows_per_person_;
     most_rows_ = other.most_rows_;
     index_ = other.index_;  // shared until either side changes: copy-on-write
+    store_ = other.store_;
+    known_ = other.known_;
   }
+
+  /// The database behind this gallery; null for an in-memory gallery.
+  GalleryStore* store() const { return store_.get(); }
 
   /// Searches through `index` from now on, built from the enrolled embeddings.
   /// Requires: a non-null index.
@@ -102,57 +124,86 @@ class Gallery {
   /// Throws GalleryError naming both models when `model_name`/`embedding_size` differ from
   /// the gallery's.
   void check_model(const std::string& model_name, std::int64_t embedding_size) const {
-    if (model_name != model_name_ || embedding_size != embedding_size_) {
-      throw GalleryError("gallery was made with model '" + model_name_ + "' (" + std::to_string(embedding_size_) +
-                         "-d) and cannot be used with '" + model_name + "' (" + std::to_string(embedding_size) + "-d)");
-    }
+    if (store_) return store_->check_model(model_name, embedding_size);
+    detail::check_same_model("gallery", model_name_, embedding_size_, model_name, embedding_size);
   }
 
   /// Adds embeddings [K, D] (or one [D]) for `person` (a non-empty UTF-8 name of at most
-  /// 1024 bytes, no control characters). Throws ShapeError for the wrong size, NumericError for
-  /// non-finite values, Error for a bad name.
-  void enroll(const std::string& person, const torch::Tensor& embeddings) {
-    check_name(person);
-    auto rows = embeddings.defined() && embeddings.dim() == 1 ? embeddings.unsqueeze(0) : embeddings;
-    if (!rows.defined() || rows.dim() != 2 || rows.size(1) != embedding_size_ || rows.size(0) < 1) {
-      throw ShapeError("gallery of " + std::to_string(embedding_size_) + "-d embeddings cannot enroll " +
-                       detail::shape_string(embeddings));
+  /// 1024 bytes, no control characters); `photos`, when given, says where each row came from
+  /// (kept by a database, ignored in memory). Throws ShapeError for the wrong size, NumericError
+  /// for non-finite values, Error for a bad name or a `photos` list of the wrong length.
+  void enroll(const std::string& person, const torch::Tensor& embeddings, std::vector<EnrolledPhoto> photos = {}) {
+    enroll(std::vector<Enrollment>{{person, embeddings, std::move(photos)}});
+  }
+
+  /// Adds several people's embeddings at once, each checked as enroll() checks one: in a
+  /// database, one transaction for all of them (all or none).
+  void enroll(const std::vector<Enrollment>& batch) {
+    std::vector<Enrollment> checked;
+    checked.reserve(batch.size());
+    for (const auto& enrollment : batch) checked.push_back(check_enrollment(enrollment));
+    if (store_) {
+      store_->enroll(checked);
+      sync();
+      return;
     }
-    rows = rows.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-    if (!torch::isfinite(rows).all().item<bool>()) throw NumericError("cannot enroll non-finite embeddings for '" + person + "'");
     std::unique_lock lock(mutex_);
-    const auto first_new = embeddings_.size(0);
-    auto grown = torch::cat({embeddings_, rows});  // a new tensor: readers keep the old one
-    writable_index().append(grown, first_new);
-    embeddings_ = grown;
-    auto& owners = writable_owners();
-    owners.insert(owners.end(), static_cast<std::size_t>(rows.size(0)), person);
-    most_rows_ = std::max(most_rows_, rows_per_person_[person] += rows.size(0));
+    for (const auto& enrollment : checked) {
+      append_rows(std::vector<std::string>(static_cast<std::size_t>(enrollment.embeddings.size(0)), enrollment.person),
+                  enrollment.embeddings);
+    }
+  }
+
+  /// Every person's embeddings, in order of enrollment (photo records are not kept in
+  /// memory): what enroll() takes, to copy a gallery into another (an in-memory gallery into
+  /// a database, or back).
+  std::vector<Enrollment> enrollments() const {
+    sync();
+    std::shared_lock lock(mutex_);
+    std::unordered_map<std::string, std::size_t> slot;
+    std::vector<std::vector<std::int64_t>> rows;
+    std::vector<Enrollment> out;
+    for (std::size_t i = 0; i < owners_->size(); ++i) {
+      const auto [at, added] = slot.emplace((*owners_)[i], out.size());
+      if (added) {
+        out.push_back({(*owners_)[i], {}, {}});
+        rows.emplace_back();
+      }
+      rows[at->second].push_back(static_cast<std::int64_t>(i));
+    }
+    for (std::size_t p = 0; p < out.size(); ++p) out[p].embeddings = embeddings_.index_select(0, torch::tensor(rows[p]));
+    return out;
   }
 
   /// Removes a person; returns false when there was none.
   bool remove(const std::string& person) {
+    if (store_) {
+      const bool removed = store_->remove(person);
+      sync();
+      return removed;
+    }
     std::unique_lock lock(mutex_);
+    if (rows_per_person_.count(person) == 0) return false;
     std::vector<std::int64_t> keep;
-    if (rows_per_person_.erase(person) == 0) return false;
-    auto owners = std::make_shared<std::vector<std::string>>();
+    std::vector<std::string> owners;
     for (std::size_t i = 0; i < owners_->size(); ++i) {
       if ((*owners_)[i] != person) {
         keep.push_back(static_cast<std::int64_t>(i));
-        owners->push_back((*owners_)[i]);
+        owners.push_back((*owners_)[i]);
       }
     }
-    embeddings_ = embeddings_.index_select(0, torch::tensor(keep, torch::kInt64));
-    owners_ = std::move(owners);
-    most_rows_ = 0;
-    for (const auto& entry : rows_per_person_) most_rows_ = std::max(most_rows_, entry.second);
-    writable_index().reset(embeddings_);
+    replace_rows(std::move(owners), embeddings_.index_select(0, torch::tensor(keep, torch::kInt64)));
     return true;
   }
 
   /// Renames a person; returns false when there was none. Throws Error when `to` is taken.
   bool rename(const std::string& from, const std::string& to) {
     check_name(to);
+    if (store_) {
+      const bool renamed = store_->rename(from, to);
+      sync();
+      return renamed;
+    }
     std::unique_lock lock(mutex_);
     if (from != to && rows_per_person_.count(to) > 0) {
       throw Error("cannot rename '" + from + "' to '" + to + "': that person is already enrolled");
@@ -170,6 +221,7 @@ class Gallery {
 
   /// People and how many embeddings each has, sorted by name.
   std::vector<std::pair<std::string, std::size_t>> people() const {
+    sync();
     std::shared_lock lock(mutex_);
     std::vector<std::pair<std::string, std::size_t>> list;
     for (const auto& [person, rows] : rows_per_person_) list.emplace_back(person, static_cast<std::size_t>(rows));
@@ -178,6 +230,7 @@ class Gallery {
   }
 
   std::size_t size() const {
+    sync();
     std::shared_lock lock(mutex_);
     return owners_->size();
   }
@@ -193,6 +246,7 @@ class Gallery {
       throw ShapeError("gallery of " + std::to_string(embedding_size_) + "-d embeddings cannot search " +
                        detail::shape_string(probes));
     }
+    sync();
     std::shared_ptr<const VectorIndex> index;
     std::shared_ptr<const std::vector<std::string>> owners;
     std::int64_t most_rows = 0;
@@ -293,21 +347,81 @@ class Gallery {
     }
     Gallery gallery(model, dim);
     auto data = torch::empty({static_cast<std::int64_t>(count), dim}, torch::kFloat32);
+    std::vector<std::string> owners;
     for (std::uint64_t i = 0; i < count; ++i) {
       const auto length = get<std::uint32_t>(bytes, at, end, name);
-      auto& owners = gallery.writable_owners();
       owners.push_back(take(bytes, at, end, length, name));
       if (!valid_name(owners.back())) throw GalleryError(name + " holds an invalid person name at entry " + std::to_string(i));
-      gallery.most_rows_ = std::max(gallery.most_rows_, ++gallery.rows_per_person_[owners.back()]);
       std::memcpy(data.data_ptr<float>() + i * static_cast<std::uint64_t>(dim), take(bytes, at, end, row_bytes, name).data(), row_bytes);
     }
     if (at != end) throw GalleryError(name + " has " + std::to_string(end - at) + " unexpected bytes");
-    gallery.embeddings_ = data;
-    gallery.index_->reset(data);
+    std::unique_lock lock(gallery.mutex_);
+    gallery.replace_rows(std::move(owners), data);
     return gallery;
   }
 
  private:
+  explicit Gallery(std::unique_ptr<GalleryStore> store) : Gallery(store->model_name(), store->embedding_size()) {
+    store_ = std::move(store);
+    sync();
+  }
+
+  Enrollment check_enrollment(const Enrollment& enrollment) const {
+    check_name(enrollment.person);
+    const auto& embeddings = enrollment.embeddings;
+    auto rows = embeddings.defined() && embeddings.dim() == 1 ? embeddings.unsqueeze(0) : embeddings;
+    if (!rows.defined() || rows.dim() != 2 || rows.size(1) != embedding_size_ || rows.size(0) < 1) {
+      throw ShapeError("gallery of " + std::to_string(embedding_size_) + "-d embeddings cannot enroll " +
+                       detail::shape_string(embeddings));
+    }
+    rows = rows.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    if (!torch::isfinite(rows).all().item<bool>()) {
+      throw NumericError("cannot enroll non-finite embeddings for '" + enrollment.person + "'");
+    }
+    if (!enrollment.photos.empty() && enrollment.photos.size() != static_cast<std::size_t>(rows.size(0))) {
+      throw Error("enrolling '" + enrollment.person + "': " + std::to_string(enrollment.photos.size()) + " photo records for " +
+                  std::to_string(rows.size(0)) + " embeddings");
+    }
+    return {enrollment.person, rows, enrollment.photos};
+  }
+
+  // Brings a database-backed gallery up to date with its database (see the class comment).
+  void sync() const {
+    if (!store_) return;
+    std::lock_guard syncing(sync_mutex_);
+    auto changes = store_->changes_since(known_);
+    if (!changes) return;
+    std::unique_lock lock(mutex_);
+    if (changes->complete) {
+      replace_rows(std::move(changes->owners), changes->embeddings);
+    } else {
+      append_rows(changes->owners, changes->embeddings);
+    }
+    known_ = changes->version;
+  }
+
+  // Called with the lock held for writing: rows [K, D] owned by `owners` (K names) are added.
+  void append_rows(const std::vector<std::string>& owners, const torch::Tensor& rows) const {
+    if (owners.empty()) return;
+    const auto first_new = embeddings_.size(0);
+    auto grown = torch::cat({embeddings_, rows});  // a new tensor: readers keep the old one
+    writable_index().append(grown, first_new);
+    embeddings_ = grown;
+    auto& all_owners = writable_owners();
+    all_owners.insert(all_owners.end(), owners.begin(), owners.end());
+    for (const auto& person : owners) most_rows_ = std::max(most_rows_, ++rows_per_person_[person]);
+  }
+
+  // Called with the lock held for writing: the gallery becomes exactly these rows.
+  void replace_rows(std::vector<std::string> owners, const torch::Tensor& rows) const {
+    rows_per_person_.clear();
+    most_rows_ = 0;
+    for (const auto& person : owners) most_rows_ = std::max(most_rows_, ++rows_per_person_[person]);
+    owners_ = std::make_shared<std::vector<std::string>>(std::move(owners));
+    embeddings_ = rows;
+    writable_index().reset(embeddings_);
+  }
+
   static bool valid_name(const std::string& person) {
     const bool control = std::any_of(person.begin(), person.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
     return !person.empty() && person.size() <= 1024 && !control;
@@ -337,12 +451,12 @@ class Gallery {
   }
 
   // Called with the lock held for writing: an index a reader holds is copied, not changed.
-  VectorIndex& writable_index() {
+  VectorIndex& writable_index() const {
     if (index_.use_count() > 1) index_ = std::shared_ptr<VectorIndex>(index_->clone());
     return *index_;
   }
 
-  std::vector<std::string>& writable_owners() {
+  std::vector<std::string>& writable_owners() const {
     if (owners_.use_count() > 1) owners_ = std::make_shared<std::vector<std::string>>(*owners_);
     return *owners_;
   }
@@ -350,11 +464,16 @@ class Gallery {
   mutable std::shared_mutex mutex_;
   std::string model_name_;
   std::int64_t embedding_size_ = 0;
-  torch::Tensor embeddings_;          ///< [M, D] float32, CPU; replaced, never modified in place
-  std::shared_ptr<std::vector<std::string>> owners_ = std::make_shared<std::vector<std::string>>();  ///< person of each row
-  std::unordered_map<std::string, std::int64_t> rows_per_person_;
-  std::int64_t most_rows_ = 0;  ///< the most rows any person has
-  std::shared_ptr<VectorIndex> index_;  ///< derived from embeddings_
+  // The rows and their index: for a database-backed gallery a cache of the database, which
+  // readers (const) bring up to date, hence mutable.
+  mutable torch::Tensor embeddings_;  ///< [M, D] float32, CPU; replaced, never modified in place
+  mutable std::shared_ptr<std::vector<std::string>> owners_ = std::make_shared<std::vector<std::string>>();  ///< person of each row
+  mutable std::unordered_map<std::string, std::int64_t> rows_per_person_;
+  mutable std::int64_t most_rows_ = 0;  ///< the most rows any person has
+  mutable std::shared_ptr<VectorIndex> index_;  ///< derived from embeddings_
+  std::shared_ptr<GalleryStore> store_;  ///< the database, or null in memory
+  mutable std::mutex sync_mutex_;        ///< one sync() at a time
+  mutable GalleryStoreVersion known_;    ///< the database version the rows reflect
 };
 
 }  // namespace siamese
