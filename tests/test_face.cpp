@@ -174,7 +174,14 @@ TEST_CASE("ImageEmbedder batches, and embeds each distinct image once", "[embed]
   siamese::EmbedderOptions options;
   options.batch_size = 3;
   siamese::ImageEmbedder embedder(backbone, nullptr, options);
+  std::vector<std::size_t> reported;
+  embedder.set_progress([&](const siamese::ProgressReport& r) {
+    CHECK(r.total == 9);
+    reported.push_back(r.done);
+  });
   const auto embeddings = embedder.embed_files(files);
+  CHECK(reported == std::vector<std::size_t>{3, 6, 9});  // after each batch; cache hits count too
+  embedder.set_progress({});
   REQUIRE(embeddings.sizes() == torch::IntArrayRef({9, fixtures::embedding_size}));
   CHECK(embedder.stats().embedded == 7);
   CHECK(embedder.stats().cache_hits == 2);

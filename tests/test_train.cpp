@@ -116,11 +116,15 @@ TEST_CASE("Fine-tuning trains only the named parameters and resumes from checkpo
     train::FineTuner tuner(model, nullptr, people, validation, options);
     CHECK(tuner.trainable_parameter_count() == 6 * fixtures::embedding_size);
     int calls = 0;
-    const auto reports = tuner.run([&](const train::Progress& p) {
+    std::string note;
+    const auto reports = tuner.run([&](const siamese::ProgressReport& p) {
       ++calls;
-      CHECK(p.steps == 3);
+      CHECK(p.total == 6);  // 2 epochs of 3 steps
+      CHECK(p.done == static_cast<std::size_t>(calls));
+      note = p.note;
     });
     CHECK(calls > 0);
+    CHECK_THAT(note, Catch::StartsWith("epoch ") && Catch::Contains(", loss "));
     CHECK(!reports.empty());
     auto& module = tuner.backbone().module();
     CHECK(torch::equal(module.attr("conv_weight").toTensor(), before));  // frozen

@@ -7,6 +7,7 @@
 #include <siamese/face.hpp>
 #include <siamese/image.hpp>
 #include <siamese/preprocess.hpp>
+#include <siamese/progress.hpp>
 
 #include <torch/torch.h>
 
@@ -79,6 +80,10 @@ class ImageEmbedder {
     }
   }
 
+  /// Tells `callback` how far each embed_files() call has come ("embedding", in images),
+  /// after every backbone batch. An empty callback reports nothing.
+  void set_progress(ProgressCallback callback) { progress_ = std::move(callback); }
+
   /// Embeddings of `files`, row i for files[i]: float32 [N, D] on the CPU.
   /// Every missing file is reported in one FileError before any work starts; then decoding
   /// and alignment errors (ImageError, NoFaceFound) name the file.
@@ -98,8 +103,11 @@ class ImageEmbedder {
     std::vector<ContentHash> keys;
     keys.reserve(files.size());
     std::vector<std::pair<ContentHash, cv::Mat>> pending;
+    ProgressCounter progress(progress_, "embedding", "images", files.size());
+    std::size_t unreported = 0;
     for (const auto& file : files) {
       ++stats_.requested;
+      ++unreported;
       auto bytes = read_file_bytes(file, options_.limits.max_file_bytes);
       const auto key = content_hash(bytes);
       keys.push_back(key);
@@ -110,9 +118,13 @@ class ImageEmbedder {
         continue;
       }
       pending.emplace_back(key, chip(decode_image(bytes, file.string(), options_.limits), file.string()));
-      if (pending.size() == options_.batch_size) flush(pending);
+      if (pending.size() == options_.batch_size) {
+        flush(pending);
+        progress.advance(std::exchange(unreported, 0));
+      }
     }
     flush(pending);
+    if (unreported > 0) progress.advance(unreported);
     std::vector<torch::Tensor> rows;
     rows.reserve(keys.size());
     for (const auto& key : keys) rows.push_back(cache_.at(key));
@@ -237,6 +249,7 @@ class ImageEmbedder {
   FacePipeline* pipeline_;
   EmbedderOptions options_;
   EmbedStats stats_;
+  ProgressCallback progress_;
   std::unordered_map<ContentHash, torch::Tensor, detail::ContentHashKey> cache_;
 };
 

@@ -11,11 +11,13 @@
 #include <siamese/eval.hpp>
 #include <siamese/face.hpp>
 #include <siamese/gallery.hpp>
+#include <siamese/gallery_store.hpp>
 #include <siamese/head.hpp>
 #include <siamese/image.hpp>
 #include <siamese/landmarks.hpp>
 #include <siamese/metadata.hpp>
 #include <siamese/preprocess.hpp>
+#include <siamese/progress.hpp>
 #include <siamese/siamese_net.hpp>
 #include <siamese/train.hpp>
 #include <siamese/version.hpp>

@@ -8,6 +8,7 @@
 #include <siamese/face.hpp>
 #include <siamese/image.hpp>
 #include <siamese/preprocess.hpp>
+#include <siamese/progress.hpp>
 #include <siamese/train/data.hpp>
 #include <siamese/train/losses.hpp>
 
@@ -43,14 +44,6 @@ struct FineTuneOptions {
   int patience = 2;                ///< early stopping: epochs without validation gain
   std::uint64_t seed = 1;
   std::filesystem::path checkpoint_dir;  ///< where checkpoints go; required
-};
-
-/// One line of progress, reported after every step.
-struct Progress {
-  int epoch = 0, step = 0, steps = 0;
-  double loss = 0.0;
-  double triplets_per_second = 0.0;
-  double eta_seconds = 0.0;
 };
 
 /// What an epoch achieved.
@@ -125,28 +118,23 @@ class FineTuner {
   }
 
   /// Trains until options.epochs or early stopping. Ensures: last.pt and best.pt written.
-  std::vector<EpochReport> run(const std::function<void(const Progress&)>& progress = {}) {
+  /// `progress` is told after every step ("fine-tuning", in steps; the note holds the epoch
+  /// and the epoch's mean loss so far).
+  std::vector<EpochReport> run(const ProgressCallback& progress = {}) {
     std::vector<EpochReport> reports;
     if (epoch_ == 0 && best_accuracy_ < 0) {
       best_accuracy_ = validation_accuracy();
       save_model(options_.checkpoint_dir / "best.pt");
     }
-    const auto start = std::chrono::steady_clock::now();
-    int steps_done = 0;
-    const int total_steps = (options_.epochs - epoch_) * options_.steps_per_epoch;
+    ProgressCounter counter(progress, "fine-tuning", "steps",
+                            static_cast<std::size_t>((options_.epochs - epoch_) * options_.steps_per_epoch));
     for (; epoch_ < options_.epochs && bad_epochs_ < options_.patience;) {
       const double lr = options_.learning_rate * std::pow(options_.lr_decay, epoch_ / options_.decay_every);
       set_learning_rate(lr);
       double loss_sum = 0.0;
       for (int step = 0; step < options_.steps_per_epoch; ++step) {
         loss_sum += train_step();
-        ++steps_done;
-        if (progress) {
-          const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          progress({epoch_ + 1, step + 1, options_.steps_per_epoch, loss_sum / (step + 1),
-                    steps_done * options_.people_per_batch / elapsed,
-                    elapsed / steps_done * (total_steps - steps_done)});
-        }
+        counter.advance(1, "epoch " + std::to_string(epoch_ + 1) + ", loss " + std::to_string(loss_sum / (step + 1)));
       }
       ++epoch_;
       EpochReport report{epoch_, loss_sum / options_.steps_per_epoch, validation_accuracy(), lr};
