@@ -4,7 +4,8 @@
 // (path_a,path_b,label) once, in batches, through the face pipeline (detection, 68 landmarks,
 // dlib-template alignment), then prints ROC AUC, EER, best accuracy, TAR at FAR 1e-2 and
 // 1e-3, and, for files with folds, the LFW protocol's 10-fold accuracy (threshold chosen on 9
-// folds, measured on the 10th). Writes roc.csv and roc.png. With --calibrate it also fits the
+// folds, measured on the 10th). Writes roc.csv and roc.png (FAR on a logarithmic axis, TAR at
+// FAR 1e-3 and 1e-2 marked). Progress goes to standard error. With --calibrate it also fits the
 // head's w, b to these pairs, picks a threshold (for a target FAR, or best accuracy), prints
 // the Brier score and a reliability table, and saves MODEL.calibration.json, which
 // verify_pair and load_face_verifier() then use.
@@ -14,7 +15,8 @@
 //
 // Usage: evaluate --model M --pairs FILE --root DIR [--out DIR] [--mirror] [--batch N]
 //                 [--mirror-landmarks] [--jitters N]
-//                 [--cropped] [--log-far] [--calibrate far=0.001|accuracy]
+//                 [--cropped] [--linear-far] [--calibrate far=0.001|accuracy]
+// (evaluate --help lists every option with its default.)
 
 #include "example_main.hpp"
 
@@ -33,51 +35,35 @@ namespace {
 
 struct Arguments {
   std::string model, pairs, root, out = ".", calibrate;
-  bool mirror = false, mirror_landmarks = false, cropped = false, log_far = false;
+  bool mirror = false, mirror_landmarks = false, cropped = false, linear_far = false;
   int jitters = 0;
   std::size_t batch = 32;
 };
 
-constexpr const char* usage =
-    "usage: evaluate --model M --pairs FILE --root DIR [--out DIR] [--mirror] [--batch N]\n"
-    "                [--mirror-landmarks] [--jitters N]\n"
-    "                [--cropped] [--log-far] [--calibrate far=0.001|accuracy]\n"
-    "  --pairs     LFW pair file (pairs.txt, pairsDevTest.txt, ...) or CSV path_a,path_b,label\n"
-    "  --root      folder the pair file's images are in\n"
-    "  --out       where roc.csv and roc.png go (default .)\n"
-    "  --mirror    average each embedding with its mirror image's\n"
-    "  --mirror-landmarks  average the landmarks with the mirror image's before aligning\n"
-    "  --jitters N also average N jittered copies of each chip (dlib's jitter_image)\n"
-    "  --cropped   images are aligned crops: no detection, the centre is the face\n"
-    "  --log-far   draw the ROC with a logarithmic FAR axis\n"
-    "  --calibrate fit the head and a threshold on these pairs; save MODEL.calibration.json\n";
-
-Arguments parse_arguments(int argc, char** argv) {
-  Arguments a;
-  for (example::Flags flags(argc, argv); flags.next();) {
-    const std::string arg = flags.arg();
-    auto value = [&] { return flags.value(); };
-    if (arg == "--model") a.model = value();
-    else if (arg == "--pairs") a.pairs = value();
-    else if (arg == "--root") a.root = value();
-    else if (arg == "--out") a.out = value();
-    else if (arg == "--calibrate") a.calibrate = value();
-    else if (arg == "--batch") a.batch = static_cast<std::size_t>(std::stoul(value()));
-    else if (arg == "--mirror") a.mirror = true;
-    else if (arg == "--mirror-landmarks") a.mirror_landmarks = true;
-    else if (arg == "--jitters") a.jitters = std::stoi(value());
-    else if (arg == "--cropped") a.cropped = true;
-    else if (arg == "--log-far") a.log_far = true;
-    else if (arg == "-h" || arg == "--help") { std::cout << usage; std::exit(0); }
-    else throw std::invalid_argument("unknown argument '" + arg + "'");
-  }
-  if (a.model.empty() || a.pairs.empty() || a.root.empty()) {
-    throw std::invalid_argument("--model, --pairs and --root are required");
-  }
-  if (!a.calibrate.empty() && a.calibrate != "accuracy" && a.calibrate.rfind("far=", 0) != 0) {
-    throw std::invalid_argument("--calibrate takes far=VALUE or accuracy, got '" + a.calibrate + "'");
-  }
-  return a;
+void add_arguments(CLI::App& app, Arguments& a) {
+  app.add_option("--model", a.model, "backbone file")->required();
+  app.add_option("--pairs", a.pairs, "LFW pair file (pairs.txt, pairsDevTest.txt, ...) or CSV path_a,path_b,label")->required();
+  app.add_option("--root", a.root, "folder the pair file's images are in")->required();
+  app.add_option("--out", a.out, "where roc.csv and roc.png go");
+  app.add_option("--batch", a.batch, "images per backbone call")->check(CLI::Range(1, 4096));
+  app.add_flag("--mirror", a.mirror, "average each embedding with its mirror image's");
+  app.add_flag("--mirror-landmarks", a.mirror_landmarks, "average the landmarks with the mirror image's before aligning");
+  app.add_option("--jitters", a.jitters, "also average N jittered copies of each chip (dlib's jitter_image)")
+      ->check(CLI::Range(0, 1000));
+  app.add_flag("--cropped", a.cropped, "images are aligned crops: no detection, the centre is the face");
+  app.add_flag("--linear-far", a.linear_far, "draw the ROC with a linear FAR axis instead of a logarithmic one");
+  app.add_option("--calibrate", a.calibrate, "fit the head and a threshold on these pairs (far=0.001 or accuracy); "
+                                             "save MODEL.calibration.json")
+      ->check([](const std::string& value) -> std::string {
+        if (value == "accuracy") return "";
+        try {
+          std::size_t used = 0;
+          const double far = value.rfind("far=", 0) == 0 ? std::stod(value.substr(4), &used) : -1.0;
+          if (used == value.size() - 4 && far > 0.0 && far < 1.0) return "";
+        } catch (const std::logic_error&) {
+        }
+        return "takes far=VALUE (0 < VALUE < 1) or accuracy, got '" + value + "'";
+      });
 }
 
 void write_roc_csv(const siamese::eval::VerificationReport& report, const std::filesystem::path& file) {
@@ -87,9 +73,10 @@ void write_roc_csv(const siamese::eval::VerificationReport& report, const std::f
   if (!out) throw siamese::FileError("cannot write '" + file.string() + "'");
 }
 
-// The ROC curve drawn with OpenCV: axes, ticks, labels, the chance line, AUC in the legend.
 void draw_roc(const siamese::eval::VerificationReport& report, const std::string& title, bool log_far,
               const std::filesystem::path& file) {
+  // The ROC curve drawn with OpenCV: axes, ticks, labels, the chance line on a linear axis,
+  // AUC in the legend, and TAR at FAR 1e-3 and 1e-2 marked.
   constexpr int width = 640, height = 520, left = 70, right = 20, top = 40, bottom = 60;
   cv::Mat canvas(height, width, CV_8UC3, cv::Scalar::all(255));
   const int plot_w = width - left - right, plot_h = height - top - bottom;
@@ -120,6 +107,13 @@ void draw_roc(const siamese::eval::VerificationReport& report, const std::string
     curve.emplace_back(x_of(p.far), y_of(p.tar));
   }
   cv::polylines(canvas, curve, false, blue, 2, cv::LINE_AA);
+  const cv::Scalar red(0, 0, 200);
+  for (const auto& [far, tar] : {std::pair{1e-3, report.tar_at_far_1e3}, std::pair{1e-2, report.tar_at_far_1e2}}) {
+    const cv::Point at(x_of(far), y_of(tar));
+    cv::circle(canvas, at, 5, red, 2, cv::LINE_AA);
+    cv::putText(canvas, cv::format("TAR %.4f @ FAR %.0e", tar, far), at + cv::Point(8, 18), cv::FONT_HERSHEY_SIMPLEX, 0.45,
+                red, 1, cv::LINE_AA);
+  }
   cv::putText(canvas, log_far ? "false accept rate (log scale)" : "false accept rate", {left + plot_w / 2 - 110, height - 15},
               cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
   cv::Mat label(24, plot_h, CV_8UC3, cv::Scalar::all(255));
@@ -137,7 +131,13 @@ void draw_roc(const siamese::eval::VerificationReport& report, const std::string
 }  // namespace
 
 int main(int argc, char** argv) {
-  return example::main_with_usage("evaluate", usage, argc, argv, parse_arguments, [](const Arguments& args) {
+  CLI::App app("How well does a model verify faces on a labelled pair list? ROC, AUC, EER, TAR at FAR, "
+               "10-fold accuracy; roc.csv and roc.png.",
+               "evaluate");
+  example::configure(app);
+  Arguments args;
+  add_arguments(app, args);
+  return example::run_main(app, argc, argv, [&] {
     using namespace siamese;
     const auto list = eval::parse_pairs(args.pairs, args.root);
     BackboneOptions options;
@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
     embed_options.mirror = args.mirror;
     embed_options.jitters = args.jitters;
     ImageEmbedder embedder(backbone, pipeline ? &*pipeline : nullptr, embed_options);
+    embedder.set_progress(stderr_progress());
 
     const auto images = eval::distinct_images(list);
     std::cerr << "evaluate: " << list.pairs.size() << " pairs, " << images.size() << " distinct images, "
@@ -190,7 +191,7 @@ int main(int argc, char** argv) {
               << "embedding        " << stats.embedded << " images in " << stats.backbone_calls
               << " backbone calls of up to " << args.batch * (args.mirror ? 2 : 1) << " chips, "
               << std::setprecision(1) << seconds << " s (" << stats.embedded / seconds
-              << " images/s, decode + detect + align + embed)\n"
+              << " photos/s end to end: read, decode, detect, align, embed)\n"
               << std::setprecision(4)
               << "ROC AUC          " << report.auc << '\n'
               << "EER              " << report.eer << " at distance " << report.eer_threshold << '\n'
@@ -204,7 +205,7 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(args.out);
     write_roc_csv(report, std::filesystem::path(args.out) / "roc.csv");
     draw_roc(report, backbone.metadata().name + " on " + std::filesystem::path(args.pairs).filename().string(),
-             args.log_far, std::filesystem::path(args.out) / "roc.png");
+             !args.linear_far, std::filesystem::path(args.out) / "roc.png");
     std::cout << "wrote            " << (std::filesystem::path(args.out) / "roc.csv").string() << ", "
               << (std::filesystem::path(args.out) / "roc.png").string() << '\n';
 

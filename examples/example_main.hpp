@@ -1,52 +1,44 @@
 #pragma once
 
-// What every example shares: reading flags, and the exit-code convention
-// (0 done, 1 error, 2 bad arguments with the usage printed, 3 no face found).
+// What every example shares: its command line parsed by CLI11, the exit-code convention
+// (0 done, 1 error, 2 bad arguments with the usage printed, 3 no face found), and progress
+// on standard error.
 
 #include <siamese/siamese.hpp>
 
+#include <CLI/CLI.hpp>
+
 #include <iostream>
-#include <stdexcept>
 #include <string>
 
 namespace example {
 
-/// Walks argv; value() takes the argument after a flag or says which flag lacks one.
-class Flags {
- public:
-  Flags(int argc, char** argv) : argc_(argc), argv_(argv) {}
-  bool next() { return ++index_ < argc_; }
-  std::string arg() const { return argv_[index_]; }
-  std::string value() {
-    if (index_ + 1 >= argc_) throw std::invalid_argument(arg() + " needs a value");
-    return argv_[++index_];
-  }
+inline constexpr const char* exit_codes = "Exit codes: 0 done, 1 error, 2 bad arguments, 3 no face found.\n";
 
- private:
-  int argc_;
-  char** argv_;
-  int index_ = 0;
-};
+/// Gives `app` the examples' conventions: help shows defaults, a parse error shows the usage,
+/// the exit codes are in the footer.
+inline void configure(CLI::App& app) {
+  app.option_defaults()->always_capture_default();
+  app.failure_message(CLI::FailureMessage::help);
+  app.footer(exit_codes);
+}
 
-/// Parses with `parse(argc, argv)` (std::invalid_argument or out_of_range, as std::stoi
-/// throws them, for bad arguments), then returns
-/// `run(arguments)`, turning exceptions into messages and exit codes.
-template <class Parse, class Run>
-int main_with_usage(const char* program, const char* usage, int argc, char** argv, Parse parse, Run run) {
-  decltype(parse(argc, argv)) arguments;
+/// Parses the command line with `app`, then returns `run()`, turning exceptions into messages
+/// on standard error and exit codes: --help 0, bad arguments 2, NoFaceFound 3, any other error 1.
+template <class Run>
+int run_main(CLI::App& app, int argc, char** argv, Run run) {
   try {
-    arguments = parse(argc, argv);
-  } catch (const std::logic_error& e) {
-    std::cerr << program << ": bad arguments: " << e.what() << '\n' << usage;
-    return 2;
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == static_cast<int>(CLI::ExitCodes::Success) ? 0 : 2;
   }
   try {
-    return run(arguments);
+    return run();
   } catch (const siamese::NoFaceFound& e) {
-    std::cerr << program << ": " << e.what() << '\n';
+    std::cerr << app.get_name() << ": " << e.what() << '\n';
     return 3;
   } catch (const std::exception& e) {
-    std::cerr << program << ": " << e.what() << '\n';
+    std::cerr << app.get_name() << ": " << e.what() << '\n';
     return 1;
   }
 }

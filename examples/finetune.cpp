@@ -12,6 +12,7 @@
 //
 // Usage: finetune --model M --people ROOT --out DIR [--epochs N] [--steps N] [--lr X]
 //                 [--margin X] [--mining semi-hard|hard|random] [--sgd] [--train PREFIX]...
+// (finetune --help lists every option with its default.)
 
 #include "example_main.hpp"
 
@@ -20,54 +21,40 @@
 
 namespace {
 
-constexpr const char* usage =
-    "usage: finetune --model M --people ROOT --out DIR [--epochs N] [--steps N] [--lr X]\n"
-    "                [--margin X] [--mining semi-hard|hard|random] [--sgd] [--train PREFIX]...\n"
-    "  --train   parameter-name prefix to unfreeze (repeatable); default blocks.13 and fc,\n"
-    "            the last residual block and projection of the face model\n";
-
 struct Arguments {
   std::string model, people, out;
+  std::string mining = "semi-hard";
   siamese::train::FineTuneOptions options;
 };
 
-Arguments parse_arguments(int argc, char** argv) {
-  using namespace siamese;
-  Arguments a;
-  auto& [model, people, out, options] = a;
-  for (example::Flags flags(argc, argv); flags.next();) {
-    const std::string arg = flags.arg();
-    auto value = [&] { return flags.value(); };
-    {
-      if (arg == "--model") model = value();
-      else if (arg == "--people") people = value();
-      else if (arg == "--out") out = value();
-      else if (arg == "--epochs") options.epochs = std::stoi(value());
-      else if (arg == "--steps") options.steps_per_epoch = std::stoi(value());
-      else if (arg == "--lr") options.learning_rate = std::stod(value());
-      else if (arg == "--margin") options.margin = std::stod(value());
-      else if (arg == "--sgd") options.use_sgd = true;
-      else if (arg == "--train") options.trainable.push_back(value());
-      else if (arg == "--mining") {
-        const auto m = value();
-        if (m == "semi-hard") options.mining = train::Mining::semi_hard;
-        else if (m == "hard") options.mining = train::Mining::hard;
-        else if (m == "random") options.mining = train::Mining::random;
-        else throw std::invalid_argument("--mining takes semi-hard, hard or random, got '" + m + "'");
-      } else if (arg == "-h" || arg == "--help") { std::cout << usage; std::exit(0); }
-      else throw std::invalid_argument("unknown argument '" + arg + "'");
-    }
-  }
-  if (model.empty() || people.empty() || out.empty()) throw std::invalid_argument("--model, --people and --out are required");
-  return a;
+void add_arguments(CLI::App& app, Arguments& a) {
+  auto& o = a.options;
+  app.add_option("--model", a.model, "backbone file to start from")->required();
+  app.add_option("--people", a.people, "folder of identities, ROOT/<person>/<image>")->required();
+  app.add_option("--out", a.out, "checkpoint folder; running again with the same folder resumes")->required();
+  app.add_option("--epochs", o.epochs, "epochs at most (early stopping may end sooner)")->check(CLI::Range(1, 100000));
+  app.add_option("--steps", o.steps_per_epoch, "steps per epoch")->check(CLI::Range(1, 1000000));
+  app.add_option("--lr", o.learning_rate, "learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--margin", o.margin, "triplet margin, on raw distances")->check(CLI::PositiveNumber);
+  app.add_option("--mining", a.mining, "how negatives are chosen in each batch")
+      ->check(CLI::IsMember({"semi-hard", "hard", "random"}));
+  app.add_flag("--sgd", o.use_sgd, "SGD with momentum 0.9 instead of Adam");
+  app.add_option("--train", o.trainable, "parameter-name prefix to unfreeze (repeatable); default blocks.13 and fc, "
+                                         "the last residual block and projection of the face model");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return example::main_with_usage("finetune", usage, argc, argv, parse_arguments, [](Arguments args) {
+  CLI::App app("Triplet fine-tuning of the last blocks of a backbone on your people, with checkpoints that resume.",
+               "finetune");
+  example::configure(app);
+  Arguments args;
+  add_arguments(app, args);
+  return example::run_main(app, argc, argv, [&] {
     using namespace siamese;
-    auto& [model, people, out, options] = args;
+    auto& [model, people, out, mining, options] = args;
+    options.mining = mining == "hard" ? train::Mining::hard : mining == "random" ? train::Mining::random : train::Mining::semi_hard;
     if (options.trainable.empty()) options.trainable = {"blocks.13", "fc"};
     options.checkpoint_dir = out;
     const train::IdentityFolder everyone(people, 2);
@@ -83,12 +70,7 @@ int main(int argc, char** argv) {
               << " trainable parameters, starting at epoch " << tuner.epochs_done() << '\n';
     std::cout << std::fixed << std::setprecision(4) << "validation accuracy before fine-tuning " << tuner.validation_accuracy()
               << '\n';
-    const auto reports = tuner.run([](const train::Progress& p) {
-      std::cerr << "\repoch " << p.epoch << " step " << p.step << "/" << p.steps << "  loss " << std::fixed
-                << std::setprecision(4) << p.loss << "  " << std::setprecision(1) << p.triplets_per_second
-                << " triplets/s  ETA " << std::setprecision(0) << p.eta_seconds << " s   " << std::flush;
-    });
-    std::cerr << '\n';
+    const auto reports = tuner.run(stderr_progress());
     for (const auto& r : reports) {
       std::cout << std::fixed << std::setprecision(4) << "epoch " << r.epoch << ": loss " << r.loss << ", validation accuracy "
                 << r.validation_accuracy << ", learning rate " << std::setprecision(6) << r.learning_rate << '\n';

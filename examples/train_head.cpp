@@ -12,6 +12,7 @@
 //
 // Usage: train_head --model M --people ROOT --out HEAD.pt [--pairs N] [--seed S]
 //                   [--cache FILE] [--cropped]
+// (train_head --help lists every option with its default.)
 
 #include "example_main.hpp"
 
@@ -27,39 +28,26 @@ struct Arguments {
   bool cropped = false;
 };
 
-constexpr const char* usage =
-    "usage: train_head --model M --people ROOT --out HEAD.pt [--pairs N] [--seed S]\n"
-    "                  [--cache FILE] [--cropped]\n"
-    "  --people  folder of identities, ROOT/<person>/<image>\n"
-    "  --pairs   training pairs (validation gets a quarter as many), default 2000\n"
-    "  --cache   embedding cache file (default: OUT.embeddings)\n"
-    "  --cropped images are aligned face crops: no detection\n";
-
-Arguments parse_arguments(int argc, char** argv) {
-  Arguments a;
-  for (example::Flags flags(argc, argv); flags.next();) {
-    const std::string arg = flags.arg();
-    auto value = [&] { return flags.value(); };
-    if (arg == "--model") a.model = value();
-    else if (arg == "--people") a.people = value();
-    else if (arg == "--out") a.out = value();
-    else if (arg == "--cache") a.cache = value();
-    else if (arg == "--pairs") a.pairs = std::stoul(value());
-    else if (arg == "--seed") a.seed = std::stoull(value());
-    else if (arg == "--cropped") a.cropped = true;
-    else if (arg == "-h" || arg == "--help") { std::cout << usage; std::exit(0); }
-    else throw std::invalid_argument("unknown argument '" + arg + "'");
-  }
-  if (a.model.empty() || a.people.empty() || a.out.empty()) throw std::invalid_argument("--model, --people and --out are required");
-  if (a.cache.empty()) a.cache = a.out + ".embeddings";
-  return a;
+void add_arguments(CLI::App& app, Arguments& a) {
+  app.add_option("--model", a.model, "backbone file (frozen)")->required();
+  app.add_option("--people", a.people, "folder of identities, ROOT/<person>/<image>")->required();
+  app.add_option("--out", a.out, "where the trained head goes (verify_pair --head)")->required();
+  app.add_option("--pairs", a.pairs, "training pairs (validation gets a quarter as many)")->check(CLI::Range(2, 10000000));
+  app.add_option("--seed", a.seed, "seed of the people split and the pair sampling");
+  app.add_option("--cache", a.cache, "embedding cache file (default: OUT.embeddings)");
+  app.add_flag("--cropped", a.cropped, "images are aligned face crops: no detection");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return example::main_with_usage("train_head", usage, argc, argv, parse_arguments, [](const Arguments& args) {
+  CLI::App app("Trains the sigmoid head p = sigmoid(w*d + b) on your people, the backbone frozen.", "train_head");
+  example::configure(app);
+  Arguments args;
+  add_arguments(app, args);
+  return example::run_main(app, argc, argv, [&] {
     using namespace siamese;
+    if (args.cache.empty()) args.cache = args.out + ".embeddings";
     const train::IdentityFolder everyone(args.people);
     const auto [train_people, validation_people] = everyone.split(0.75, args.seed);
     const auto train_pairs = train::sample_pairs(train_people, args.pairs, args.seed);
@@ -75,6 +63,7 @@ int main(int argc, char** argv) {
       pipeline.emplace(FacePipeline::from_models(std::filesystem::path(args.model).parent_path(), options));
     }
     ImageEmbedder embedder(net.backbone(), pipeline ? &*pipeline : nullptr);
+    embedder.set_progress(stderr_progress());
     const auto cached = embedder.load_cache(args.cache, net.backbone().metadata().name);
     auto distances_of = [&](const std::vector<eval::ImagePair>& pairs) {
       std::vector<std::filesystem::path> a, b;

@@ -11,15 +11,16 @@
 // Debian's opencv-data finds faces and chips are plain crops around its box.
 //
 // Usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--detector tiny|haar]
-//                    [--show OUT.png] [--head HEAD.pt] [--device auto|cpu|cuda[:N]]
-// --head takes a head saved by train_head (verdict: probability >= 0.5).
+//                    [--show OUT.png] [--head HEAD.pt] [--device auto|cpu|cuda[:N]] [--json]
+// (verify_pair --help lists every option with its default.)
 
 #include "example_main.hpp"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <cstdlib>
+#include <nlohmann/json.hpp>
+
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -37,54 +38,20 @@ struct Arguments {
   std::string show;
   std::string head;
   bool cropped = false;
+  bool json = false;
 };
 
-constexpr const char* usage =
-    "usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--detector tiny|haar]\n"
-    "                   [--show OUT.png] [--head HEAD.pt] [--device auto|cpu|cuda[:N]]\n"
-    "  Finds and aligns the largest face in each photo and prints the distance between the\n"
-    "  two faces, the probability that they are the same person, and the verdict.\n"
-    "  --cropped    the photos are aligned face crops already (LFW-style): centre crop only\n"
-    "  --detector   tiny (face-api, default when its model is beside MODEL) or haar (OpenCV)\n"
-    "  --show       write a picture of both faces, boxes, landmarks and the verdict\n"
-    "  --head       a head trained by train_head instead of the model's own\n"
-    "  Exit code 0 on success, 2 on bad arguments, 3 when no face is found, 1 on other errors.\n";
-
-Arguments parse_arguments(int argc, char** argv) {
-  std::vector<std::string> positional;
-  Arguments args;
-  for (example::Flags flags(argc, argv); flags.next();) {
-    const std::string arg = flags.arg();
-    if (arg == "--device") {
-      args.device = flags.value();
-    } else if (arg == "--detector") {
-      args.detector = flags.value();
-      if (args.detector != "tiny" && args.detector != "haar") {
-        throw std::invalid_argument("--detector must be tiny or haar, got '" + args.detector + "'");
-      }
-    } else if (arg == "--show") {
-      args.show = flags.value();
-    } else if (arg == "--head") {
-      args.head = flags.value();
-    } else if (arg == "--cropped") {
-      args.cropped = true;
-    } else if (arg == "-h" || arg == "--help") {
-      std::cout << usage;
-      std::exit(0);
-    } else if (!arg.empty() && arg[0] == '-') {
-      throw std::invalid_argument("unknown option '" + arg + "'");
-    } else {
-      positional.push_back(arg);
-    }
-  }
-  if (positional.size() != 3) {
-    throw std::invalid_argument("expected MODEL IMAGE_A IMAGE_B, got " +
-                                std::to_string(positional.size()) + " arguments");
-  }
-  args.model = positional[0];
-  args.image_a = positional[1];
-  args.image_b = positional[2];
-  return args;
+void add_arguments(CLI::App& app, Arguments& args) {
+  app.add_option("MODEL", args.model, "backbone file (models/faceapi_recognition.pt)")->required();
+  app.add_option("IMAGE_A", args.image_a, "first photo")->required();
+  app.add_option("IMAGE_B", args.image_b, "second photo")->required();
+  app.add_flag("--cropped", args.cropped, "the photos are aligned face crops already (LFW-style): centre crop only");
+  app.add_option("--detector", args.detector, "tiny (face-api's, when its model is beside MODEL) or haar (OpenCV)")
+      ->check(CLI::IsMember({"tiny", "haar"}));
+  app.add_option("--show", args.show, "write a picture of both faces, boxes, landmarks and the verdict (PNG)");
+  app.add_option("--head", args.head, "a head trained by train_head instead of the model's own (verdict: p >= 0.5)");
+  app.add_option("--device", args.device, "auto, cpu, cuda or cuda:N");
+  app.add_flag("--json", args.json, "print one JSON object (distance, probability, verdict, boxes, model) for scripts");
 }
 
 siamese::FacePipeline make_pipeline(const Arguments& args, int chip_size, siamese::Device device) {
@@ -137,10 +104,26 @@ void save_picture(const std::string& file, const cv::Mat& photo_a, const siamese
   if (!cv::imwrite(file, bgr)) throw siamese::FileError("cannot write picture '" + file + "'");
 }
 
+nlohmann::json face_json(const std::string& file, const siamese::AlignedFace& face) {
+  const auto& box = face.detection.box;
+  return {{"file", file},
+          {"box", {box.x, box.y, box.width, box.height}},
+          {"score", face.detection.score},
+          {"landmarks", face.landmarks.size()},
+          {"center_fallback", face.center_fallback}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  return example::main_with_usage("verify_pair", usage, argc, argv, parse_arguments, [](const Arguments& args) {
+  CLI::App app(
+      "Finds and aligns the largest face in each photo and prints the distance between the two faces, "
+      "the probability that they are the same person, and the verdict.",
+      "verify_pair");
+  example::configure(app);
+  Arguments args;
+  add_arguments(app, args);
+  return example::run_main(app, argc, argv, [&] {
     siamese::BackboneOptions options;
     options.device = siamese::Device::parse(args.device);
     auto net = siamese::load_face_verifier(args.model, options);
@@ -166,20 +149,34 @@ int main(int argc, char** argv) {
     const auto face_b = find_face(photo_b, args.image_b);
     const auto result = net.verify(siamese::to_input_tensor(face_a.chip, spec),
                                    siamese::to_input_tensor(face_b.chip, spec));
+    const auto& metadata = net.backbone().metadata();
+    const std::string verdict = result.same ? "same person" : "different people";
+    const std::string faces = pipeline ? (pipeline->uses_landmarks() ? "detected, aligned by 68 landmarks" : "detected, box crop")
+                                       : "given as crops";
+    if (!args.show.empty()) save_picture(args.show, photo_a, face_a, photo_b, face_b, result);
 
+    if (args.json) {
+      nlohmann::json out = {{"model", {{"name", metadata.name}, {"file", args.model}, {"pretrained", metadata.pretrained}}},
+                            {"device", options.device.str()},
+                            {"faces", faces},
+                            {"distance", result.distance},
+                            {"probability", result.probability},
+                            {"same", result.same},
+                            {"verdict", verdict},
+                            {"a", face_json(args.image_a, face_a)},
+                            {"b", face_json(args.image_b, face_b)}};
+      if (!args.show.empty()) out["picture"] = args.show;
+      std::cout << out.dump(2) << '\n';
+      return 0;
+    }
     std::cout << std::fixed << std::setprecision(4)
-              << "model:       " << net.backbone().metadata().name << " ("
-              << (net.backbone().metadata().pretrained ? "pretrained" : "RANDOM weights")
-              << ", device " << options.device.str() << ", " << torch::get_num_threads()
-              << " threads)\n"
-              << "faces:       " << (pipeline ? (pipeline->uses_landmarks() ? "detected, aligned by 68 landmarks" : "detected, box crop") : "given as crops") << '\n'
+              << "model:       " << metadata.name << " (" << (metadata.pretrained ? "pretrained" : "RANDOM weights")
+              << ", device " << options.device.str() << ", " << torch::get_num_threads() << " threads)\n"
+              << "faces:       " << faces << '\n'
               << "distance:    " << result.distance << '\n'
               << "probability: " << result.probability << '\n'
-              << "verdict:     " << (result.same ? "same person" : "different people") << '\n';
-    if (!args.show.empty()) {
-      save_picture(args.show, photo_a, face_a, photo_b, face_b, result);
-      std::cout << "picture:     " << args.show << '\n';
-    }
+              << "verdict:     " << verdict << '\n';
+    if (!args.show.empty()) std::cout << "picture:     " << args.show << '\n';
     return 0;
   });
 }
