@@ -102,10 +102,8 @@ void draw_roc(const siamese::eval::VerificationReport& report, const std::string
   cv::rectangle(canvas, {left, top}, {left + plot_w, top + plot_h}, black, 1);
   if (!log_far) cv::line(canvas, {x_of(0), y_of(0)}, {x_of(1), y_of(1)}, grey, 1, cv::LINE_AA);
   std::vector<cv::Point> curve;
-  for (const auto& p : report.roc) {
-    if (log_far && p.far == 0.0) continue;
-    curve.emplace_back(x_of(p.far), y_of(p.tar));
-  }
+  // On the log axis, FAR 0 (below one false accept in the pair list) sits at the left edge.
+  for (const auto& p : report.roc) curve.emplace_back(x_of(p.far), y_of(p.tar));
   cv::polylines(canvas, curve, false, blue, 2, cv::LINE_AA);
   const cv::Scalar red(0, 0, 200);
   for (const auto& [far, tar] : {std::pair{1e-3, report.tar_at_far_1e3}, std::pair{1e-2, report.tar_at_far_1e2}}) {

@@ -247,6 +247,11 @@ TEST_CASE("Damaged, foreign, other-model and newer gallery databases are refused
   sql(short_row, "UPDATE embeddings SET vector = zeroblob(3)");
   refused(short_row, "holds 3 bytes", [&] { return Gallery::open(short_row); });
 
+  const auto not_finite = dir / "not-finite.db";
+  std::filesystem::copy_file(good, not_finite);
+  sql(not_finite, "UPDATE embeddings SET vector = X'" + std::string(8 * 8, '0').replace(4, 4, "C07F") + "'");
+  refused(not_finite, "non-finite", [&] { return Gallery::open(not_finite); });
+
   const auto text = dir / "notes.txt";
   std::ofstream(text) << "just some text that is long enough\n";
   refused(text, "not a SQLite file", [&] { return Gallery::open(text, "face", dim); });

@@ -5,6 +5,7 @@
 #   1. embedding throughput, library vs Python (same TorchScript files, same threads) and vs peak
 #   2. the end-to-end pipeline on LFW pairs (../shared/lfw, else the sample photos)
 #   3. gallery search, exact and FAISS, 10k to 1M embeddings
+#   4. gallery databases: one enrollment vs rewriting the single file, 10k to 1M embeddings
 # Usage: tools/run-benchmarks.sh [BUILD_DIR (build)] [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ build=${1:-build}
 quick=${2:-}
 bash tools/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" --target embed_throughput pipeline_breakdown gallery_search -j"$(nproc)"
+cmake --build "$build" --target embed_throughput pipeline_breakdown gallery_search gallery_store -j"$(nproc)"
 bash tools/setup-models.sh
 threads=$(nproc)
 models="$build/bench-models"
@@ -43,3 +44,6 @@ fi
 
 echo; echo "== 3. gallery search =="
 "$build/benchmarks/gallery_search" --sizes "$sizes" --dims 128,2048 --probes 1000
+
+echo; echo "== 4. gallery databases =="
+"$build/benchmarks/gallery_store" --sizes "$sizes"

@@ -83,6 +83,7 @@ class Gallery {
       throw GalleryError("embedding size must be in 1..65536, got " + std::to_string(embedding_size));
     }
     embeddings_ = torch::empty({0, embedding_size}, torch::kFloat32);
+    capacity_ = embeddings_;
     index_ = std::make_shared<ExactIndex>();
     index_->reset(embeddings_);
   }
@@ -92,6 +93,7 @@ class Gallery {
     model_name_ = other.model_name_;
     embedding_size_ = other.embedding_size_;
     embeddings_ = other.embeddings_;
+    capacity_ = other.embeddings_;  // no spare rows: the other gallery may still fill its own
     owners_ = other.owners_;
     rows_per_person_ = other.rows_per_person_;
     most_rows_ = other.most_rows_;
@@ -147,11 +149,14 @@ class Gallery {
       sync();
       return;
     }
-    std::unique_lock lock(mutex_);
+    std::vector<std::string> owners;
+    std::vector<torch::Tensor> rows;
     for (const auto& enrollment : checked) {
-      append_rows(std::vector<std::string>(static_cast<std::size_t>(enrollment.embeddings.size(0)), enrollment.person),
-                  enrollment.embeddings);
+      owners.insert(owners.end(), static_cast<std::size_t>(enrollment.embeddings.size(0)), enrollment.person);
+      rows.push_back(enrollment.embeddings);
     }
+    std::unique_lock lock(mutex_);
+    append_rows(owners, torch::cat(rows));  // one copy of the matrix for the whole batch
   }
 
   /// Every person's embeddings, in order of enrollment (photo records are not kept in
@@ -401,10 +406,20 @@ class Gallery {
   }
 
   // Called with the lock held for writing: rows [K, D] owned by `owners` (K names) are added.
+  // They go into the spare rows of capacity_, which grows by doubling: an enrollment costs its
+  // own rows, not a copy of the gallery. Readers' snapshots end before the spare rows, so
+  // writing there changes nothing they see.
   void append_rows(const std::vector<std::string>& owners, const torch::Tensor& rows) const {
     if (owners.empty()) return;
     const auto first_new = embeddings_.size(0);
-    auto grown = torch::cat({embeddings_, rows});  // a new tensor: readers keep the old one
+    const auto needed = first_new + rows.size(0);
+    if (capacity_.size(0) < needed) {
+      auto bigger = torch::empty({std::max<std::int64_t>(needed, 2 * first_new), embedding_size_}, torch::kFloat32);
+      bigger.narrow(0, 0, first_new).copy_(embeddings_);
+      capacity_ = bigger;
+    }
+    capacity_.narrow(0, first_new, rows.size(0)).copy_(rows);
+    const auto grown = capacity_.narrow(0, 0, needed);
     writable_index().append(grown, first_new);
     embeddings_ = grown;
     auto& all_owners = writable_owners();
@@ -419,6 +434,7 @@ class Gallery {
     for (const auto& person : owners) most_rows_ = std::max(most_rows_, ++rows_per_person_[person]);
     owners_ = std::make_shared<std::vector<std::string>>(std::move(owners));
     embeddings_ = rows;
+    capacity_ = rows;
     writable_index().reset(embeddings_);
   }
 
@@ -466,7 +482,8 @@ class Gallery {
   std::int64_t embedding_size_ = 0;
   // The rows and their index: for a database-backed gallery a cache of the database, which
   // readers (const) bring up to date, hence mutable.
-  mutable torch::Tensor embeddings_;  ///< [M, D] float32, CPU; replaced, never modified in place
+  mutable torch::Tensor embeddings_;  ///< [M, D] float32, CPU: the first M rows of capacity_; rows never change
+  mutable torch::Tensor capacity_;    ///< [C >= M, D]: embeddings_ and the spare rows appends fill
   mutable std::shared_ptr<std::vector<std::string>> owners_ = std::make_shared<std::vector<std::string>>();  ///< person of each row
   mutable std::unordered_map<std::string, std::int64_t> rows_per_person_;
   mutable std::int64_t most_rows_ = 0;  ///< the most rows any person has
