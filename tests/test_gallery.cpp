@@ -168,3 +168,19 @@ TEST_CASE("A gallery that cannot be written leaves nothing behind", "[gallery][e
   CHECK_THROWS_WITH(gallery.save(file), Catch::Contains("cannot write gallery") && Catch::Contains("unchanged"));
   CHECK_FALSE(std::filesystem::exists(file.string() + ".tmp"));
 }
+
+TEST_CASE("Copies of a gallery grow apart: appends never land in each other's rows", "[gallery]") {
+  Gallery original("m", 2);
+  original.enroll("crowd", torch::arange(32, torch::kFloat32).view({16, 2}) + 100);  // leaves spare rows behind
+  Gallery copy(original);
+  original.enroll("cyd", point({0, 5}));
+  copy.enroll("dan", point({0, 5.5}));
+  const auto in_original = original.identify(point({0, 5.5}), 1, 10.0)[0];
+  const auto in_copy = copy.identify(point({0, 5}), 1, 10.0)[0];
+  CHECK(in_original.best() == "cyd");
+  CHECK(in_original.candidates[0].distance == Approx(0.5).epsilon(1e-3));
+  CHECK(in_copy.best() == "dan");
+  CHECK(in_copy.candidates[0].distance == Approx(0.5).epsilon(1e-3));
+  CHECK(original.enrollments().back().person == "cyd");
+  CHECK(torch::equal(copy.enrollments().back().embeddings, point({0, 5.5}).unsqueeze(0)));
+}

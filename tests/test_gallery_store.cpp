@@ -100,6 +100,11 @@ TEST_CASE("A gallery database keeps enrollments, renames and removals across pro
   CHECK_THROWS_WITH(writer.enroll("dan", embedding_of(3, 0), {{"a.jpg", 1}, {"b.jpg", 2}}),
                     Catch::Contains("2 photo records for 1 embeddings"));
 
+  // The store itself refuses rows it cannot write as they are.
+  CHECK_THROWS_AS(reader.store()->enroll({{"dan", torch::zeros({2, dim}, torch::kFloat64), {}}}), siamese::ShapeError);
+  CHECK_THROWS_AS(reader.store()->enroll({{"dan", torch::zeros({dim, 2}).t(), {}}}), siamese::ShapeError);
+  CHECK(reader.size() == 2);
+
   // In memory and back: enrollments() copies a gallery whole.
   Gallery memory("face", dim);
   memory.enroll(reader.enrollments());

@@ -130,9 +130,21 @@ class GalleryStore {
   }
 
   /// Adds every enrollment in one transaction: all of them or, on any error, none.
-  /// Requires: rows already checked ([K, D] float32 CPU contiguous, finite; names valid;
-  /// `photos` empty or K long), as Gallery::enroll checks them.
+  /// Requires: rows [K, D] float32, CPU, contiguous and finite, `photos` empty or K long, names
+  /// valid, as Gallery::enroll() checks them (use that: it also keeps its index up to date).
+  /// The layout is checked here too (ShapeError), the values and names are not.
   void enroll(const std::vector<Enrollment>& batch) {
+    for (const auto& e : batch) {
+      const auto& rows = e.embeddings;
+      if (!rows.defined() || rows.dim() != 2 || rows.size(1) != embedding_size_ || rows.scalar_type() != torch::kFloat32 ||
+          !rows.device().is_cpu() || !rows.is_contiguous() ||
+          (!e.photos.empty() && e.photos.size() != static_cast<std::size_t>(rows.size(0)))) {
+        throw ShapeError("gallery '" + file() + "' stores contiguous float32 CPU rows [K, " + std::to_string(embedding_size_) +
+                         "] with K photo records or none; got " + detail::shape_string(rows) + " " +
+                         detail::dtype_string(rows) + " with " + std::to_string(e.photos.size()) + " records for '" +
+                         e.person + "'");
+      }
+    }
     std::lock_guard lock(mutex_);
     db_.write_transaction(options_.attempts, [&] {
       auto add_person = db_.prepare("INSERT INTO people(name) VALUES(?1) ON CONFLICT(name) DO NOTHING");

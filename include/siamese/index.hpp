@@ -59,11 +59,21 @@ class ExactIndex final : public VectorIndex {
   void reset(const torch::Tensor& rows) override {
     rows_ = rows;
     norms_ = rows.pow(2).sum(1);
+    norm_capacity_ = norms_;
   }
 
+  // The new rows' norms go into spare room that grows by an eighth when full, as the
+  // gallery's rows do: an append costs its own rows, not a copy of every norm.
   void append(const torch::Tensor& all_rows, std::int64_t first_new) override {
     const auto added = all_rows.narrow(0, first_new, all_rows.size(0) - first_new);
-    norms_ = torch::cat({norms_.narrow(0, 0, first_new), added.pow(2).sum(1)});
+    const auto needed = all_rows.size(0);
+    if (norm_capacity_.size(0) < needed) {
+      auto bigger = torch::empty({needed + needed / 8}, torch::kFloat32);
+      bigger.narrow(0, 0, first_new).copy_(norms_.narrow(0, 0, first_new));
+      norm_capacity_ = bigger;
+    }
+    norm_capacity_.narrow(0, first_new, added.size(0)).copy_(added.pow(2).sum(1));
+    norms_ = norm_capacity_.narrow(0, 0, needed);
     rows_ = all_rows;
   }
 
@@ -90,14 +100,20 @@ class ExactIndex final : public VectorIndex {
     return out;
   }
 
-  std::unique_ptr<VectorIndex> clone() const override { return std::make_unique<ExactIndex>(*this); }
+  /// A copy without spare room: the copy and this index never append into the same memory.
+  std::unique_ptr<VectorIndex> clone() const override {
+    auto copy = std::make_unique<ExactIndex>(*this);
+    copy->norm_capacity_ = norms_;
+    return copy;
+  }
   std::string description() const override { return "exact"; }
   bool exact() const override { return true; }
 
  private:
   std::int64_t max_block_elements_;
   torch::Tensor rows_;   ///< the gallery's matrix, shared: never modified in place
-  torch::Tensor norms_;  ///< [M] squared row norms
+  torch::Tensor norms_;  ///< [M] squared row norms: the first M of norm_capacity_
+  torch::Tensor norm_capacity_;
 };
 
 }  // namespace siamese
