@@ -257,6 +257,23 @@ TEST_CASE("Damaged, foreign, other-model and newer gallery databases are refused
   sql(not_finite, "UPDATE embeddings SET vector = X'" + std::string(8 * 8, '0').replace(4, 4, "C07F") + "'");
   refused(not_finite, "non-finite", [&] { return Gallery::open(not_finite); });
 
+  const auto orphans = dir / "orphans.db";
+  std::filesystem::copy_file(good, orphans);
+  sql(orphans, "DELETE FROM people");  // foreign keys are off for other programs
+  refused(orphans, "embeddings without a person", [&] { return Gallery::open(orphans); });
+
+  const auto no_model = dir / "no-model.db";
+  std::filesystem::copy_file(good, no_model);
+  sql(no_model, "DELETE FROM model");
+  refused(no_model, "no model record", [&] { return Gallery::open(no_model); });
+
+  const auto bad_size = dir / "bad-size.db";
+  std::filesystem::copy_file(good, bad_size);
+  sql(bad_size, "UPDATE model SET embedding_size = 0");
+  refused(bad_size, "claims embedding size 0", [&] { return Gallery::open(bad_size); });
+  CHECK_THROWS_WITH(Gallery::open(dir / "new.db", "face", 0), Catch::Contains("embedding size must be in 1..65536"));
+  CHECK_FALSE(std::filesystem::exists(dir / "new.db"));
+
   const auto text = dir / "notes.txt";
   std::ofstream(text) << "just some text that is long enough\n";
   refused(text, "not a SQLite file", [&] { return Gallery::open(text, "face", dim); });
