@@ -1,21 +1,39 @@
-// pipeline_breakdown: pairs verified per second end to end (decode, detect, align, embed,
-// distance) on an LFW-style pair list, and the share of time in each stage.
+// pipeline_breakdown: photos per second from file to embedding, as users feel it, and the
+// share of time in each stage.
 //
-// Every distinct image is decoded, its faces detected (tiny face detector) and aligned
-// (68 landmarks, dlib template), the chips embedded in batches of 32, then the distance of
-// every pair computed. Stages run one after the other so that each is timed alone.
+// 1. Stages alone, one after the other over the distinct photos of an LFW-style pair list, in
+//    batches of 32: decode, detect (tiny face detector, one call per input size per batch),
+//    landmarks + warp (one landmark call per batch), embed (the chips, with mirrors under
+//    --mirror). The shares say where time goes; "one at a time" repeats detection and
+//    landmarks per photo, as the library ran them before batching, for the ratio.
+// 2. End to end through ImageEmbedder, the path of evaluate and gallery enroll: with the
+//    preparing thread (decode, detect, align) overlapping the backbone, and without.
+// Each at the machine's threads and at one thread (--threads sets the first).
+// 3. With --synthetic N, a folder of N distinct photos made from the first photos (each a copy
+//    with its own trailing bytes, so that none is served from the cache), embedded end to end:
+//    photos/s and the process's peak resident memory, which must not grow with the photos.
+// 4. With --peer RESULTS (benchmarks/faceapi_peer.mjs's output on the same --photo-list), only
+//    the end-to-end figures, at one thread and at the machine's, and their ratios to the peer's.
 //
 // Models needed: models/ from tools/setup-models.sh.
-// Usage: pipeline_breakdown --models DIR --pairs FILE --root DIR [--max-pairs 300]
+// Usage: pipeline_breakdown --models DIR (--pairs FILE --root DIR | --photo-list FILE)
+//          [--max-photos 600] [--mirror] [--threads N] [--detector-sizes 416,192] [--peer RESULTS]
+//          [--synthetic N]
 
 #include <siamese/eval.hpp>
 #include <siamese/siamese.hpp>
 
+#include "bench_common.hpp"
+
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <string>
-#include <unordered_map>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -24,82 +42,227 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+struct Settings {
+  std::filesystem::path models;
+  std::vector<std::filesystem::path> photos;
+  bool mirror = false;
+  siamese::TinyFaceDetectorOptions detector;
+};
+
+siamese::FacePipeline lfw_pipeline(const Settings& settings) {
+  siamese::FacePipelineOptions options;
+  options.center_fallback = true;
+  options.policy = siamese::FacePolicy::central;
+  return siamese::FacePipeline(
+      std::make_unique<siamese::TinyFaceDetector>(settings.models / "faceapi_tiny_detector.pt", settings.detector),
+      std::make_unique<siamese::LandmarkDetector68>(settings.models / "faceapi_landmarks68.pt"), options);
+}
+
+// "key<TAB>value" lines, as benchmarks/faceapi_peer.mjs prints them.
+std::map<std::string, std::string> read_peer(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw siamese::FileError("cannot read peer results '" + file + "'");
+  std::map<std::string, std::string> values;
+  for (std::string line; std::getline(in, line);) {
+    const auto tab = line.find('\t');
+    if (tab != std::string::npos) values[line.substr(0, tab)] = line.substr(tab + 1);
+  }
+  if (values.count("photos_per_second") == 0) throw siamese::FileError("'" + file + "' has no photos_per_second line");
+  return values;
+}
+
+template <class T>
+std::vector<T> slice(const std::vector<T>& all, std::size_t first, std::size_t count) {
+  return {all.begin() + static_cast<long>(first), all.begin() + static_cast<long>(std::min(all.size(), first + count))};
+}
+
+void stage_breakdown(const Settings& settings, const siamese::TorchScriptBackbone& backbone) {
+  using namespace siamese;
+  constexpr std::size_t batch = 32;
+  TinyFaceDetector detector(settings.models / "faceapi_tiny_detector.pt", settings.detector);
+  auto pipeline = lfw_pipeline(settings);
+  auto start = Clock::now();
+  std::vector<cv::Mat> images;
+  for (const auto& photo : settings.photos) images.push_back(read_image(photo));
+  const double decode_s = since(start);
+
+  start = Clock::now();
+  std::vector<FaceDetection> detections;
+  for (std::size_t first = 0; first < images.size(); first += batch) {
+    const auto part = slice(images, first, batch);
+    const auto found = detector.detect_batch(part);
+    for (std::size_t i = 0; i < part.size(); ++i) {
+      const auto kept = select_faces(found[i], FacePolicy::central, part[i].size());
+      const float side = 0.6F * static_cast<float>(std::min(part[i].cols, part[i].rows));
+      detections.push_back(kept.empty() ? FaceDetection{cv::Rect2f((part[i].cols - side) / 2, (part[i].rows - side) / 2, side, side), 0.0F}
+                                        : kept.front());
+    }
+  }
+  const double detect_s = since(start);
+
+  start = Clock::now();
+  std::vector<cv::Mat> chips;
+  for (std::size_t first = 0; first < images.size(); first += batch) {
+    for (auto& face : pipeline.align_detections(slice(images, first, batch), slice(detections, first, batch))) {
+      chips.push_back(face.chip);
+    }
+  }
+  const double align_s = since(start);
+
+  start = Clock::now();
+  for (std::size_t first = 0; first < chips.size(); first += batch) {
+    auto input = to_input_batch(slice(chips, first, batch), backbone.input_spec());
+    if (settings.mirror) input = torch::cat({input, input.flip({3})});
+    (void)backbone.embed(input);
+  }
+  const double embed_s = since(start);
+
+  // The same detection and landmark work one photo at a time, for the batching ratio.
+  start = Clock::now();
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    (void)detector.detect(images[i]);
+    (void)pipeline.align_detection(images[i], detections[i]);
+  }
+  const double single_s = since(start);
+
+  const double total = decode_s + detect_s + align_s + embed_s;
+  const double n = static_cast<double>(images.size());
+  std::printf("stages alone, %d threads, %zu photos%s: %.1f photos/s\n", torch::get_num_threads(), images.size(),
+              settings.mirror ? " (embedding with mirrors)" : "", n / total);
+  const std::pair<const char*, double> stages[] = {
+      {"decode", decode_s}, {"detect", detect_s}, {"landmarks + warp", align_s}, {"embed", embed_s}};
+  for (const auto& [stage, seconds] : stages) {
+    std::printf("  %-18s %7.2f s %6.1f%%  %6.2f ms/photo\n", stage, seconds, 100 * seconds / total, 1e3 * seconds / n);
+  }
+  std::printf("  detect + landmarks + warp: %.1f%% of the time; batched %.2f ms/photo vs one at a time %.2f ms/photo: %.2fx\n",
+              100 * (detect_s + align_s) / total, 1e3 * (detect_s + align_s) / n, 1e3 * single_s / n,
+              single_s / (detect_s + align_s));
+}
+
+double end_to_end(const Settings& settings, const siamese::TorchScriptBackbone& backbone, std::size_t prefetch) {
+  auto pipeline = lfw_pipeline(settings);
+  siamese::EmbedderOptions options;
+  options.mirror = settings.mirror;
+  options.prefetch_batches = prefetch;
+  siamese::ImageEmbedder embedder(backbone, &pipeline, options);
+  const auto start = Clock::now();
+  (void)embedder.embed_files(settings.photos);
+  return static_cast<double>(settings.photos.size()) / since(start);
+}
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// N distinct photos in a new folder under the system's temporary folder, copies of `sources`.
+std::vector<std::filesystem::path> synthetic_folder(const std::vector<std::filesystem::path>& sources, std::size_t count,
+                                                    const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  std::vector<std::string> contents;
+  for (const auto& source : sources) {
+    std::ifstream in(source, std::ios::binary);
+    contents.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::vector<std::filesystem::path> files;
+  for (std::size_t i = 0; i < count; ++i) {
+    files.push_back(dir / ("photo" + std::to_string(i) + ".jpg"));
+    std::ofstream out(files.back(), std::ios::binary);
+    out << contents[i % contents.size()] << "synthetic copy " << i;  // after the JPEG's end: decoders ignore it
+    if (!out) throw siamese::FileError("cannot write '" + files.back().string() + "'");
+  }
+  return files;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string models, pairs_file, root;
-  std::size_t max_pairs = 300;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  std::string pairs_file, root, photo_list, peer_file;
+  Settings settings;
+  std::size_t max_photos = 600, synthetic = 0;
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--models") models = argv[i + 1];
-    else if (flag == "--pairs") pairs_file = argv[i + 1];
-    else if (flag == "--root") root = argv[i + 1];
-    else if (flag == "--max-pairs") max_pairs = std::stoul(argv[i + 1]);
+    const bool has_value = i + 1 < argc;
+    if (flag == "--mirror") settings.mirror = true;
+    else if (flag == "--models" && has_value) settings.models = argv[++i];
+    else if (flag == "--pairs" && has_value) pairs_file = argv[++i];
+    else if (flag == "--photo-list" && has_value) photo_list = argv[++i];
+    else if (flag == "--peer" && has_value) peer_file = argv[++i];
+    else if (flag == "--synthetic" && has_value) synthetic = std::stoul(argv[++i]);
+    else if (flag == "--detector-sizes" && has_value) {
+      settings.detector.input_sizes.clear();
+      for (auto size : bench::parse_list(argv[++i])) settings.detector.input_sizes.push_back(static_cast<int>(size));
+    }
+    else if (flag == "--root" && has_value) root = argv[++i];
+    else if (flag == "--max-photos" && has_value) max_photos = std::stoul(argv[++i]);
+    else if (flag == "--threads" && has_value) threads = std::stoi(argv[++i]);
+    else settings.models.clear(), i = argc;
   }
-  if (models.empty() || pairs_file.empty() || root.empty()) {
-    std::cerr << "usage: pipeline_breakdown --models DIR --pairs FILE --root DIR [--max-pairs 300]\n";
+  const bool from_pairs = !pairs_file.empty() && !root.empty();
+  if (settings.models.empty() || from_pairs == !photo_list.empty() || threads < 1) {
+    std::cerr << "usage: pipeline_breakdown --models DIR (--pairs FILE --root DIR | --photo-list FILE) [--max-photos 600]\n"
+                 "         [--mirror] [--threads N] [--detector-sizes 416,192] [--peer RESULTS]\n";
     return 2;
   }
   try {
     using namespace siamese;
-    auto list = eval::parse_pairs(pairs_file, root);
-    if (list.pairs.size() > max_pairs) list.pairs.resize(max_pairs);
-    const auto images = eval::distinct_images(list);
+    if (from_pairs) {
+      settings.photos = eval::distinct_images(eval::parse_pairs(pairs_file, root));
+    } else {
+      std::ifstream in(photo_list);
+      if (!in) throw FileError("cannot read photo list '" + photo_list + "'");
+      for (std::string line; std::getline(in, line);) if (!line.empty()) settings.photos.emplace_back(line);
+    }
+    if (settings.photos.size() > max_photos) settings.photos.resize(max_photos);
     BackboneOptions options;
     options.device = Device::cpu();
-    const TorchScriptBackbone backbone(std::filesystem::path(models) / "faceapi_recognition.pt", options);
-    TinyFaceDetector detector(std::filesystem::path(models) / "faceapi_tiny_detector.pt");
-    FacePipelineOptions face_options;
-    face_options.center_fallback = true;
-    face_options.policy = FacePolicy::central;
-    auto pipeline = FacePipeline::from_models(models, face_options);
-
-    double decode_s = 0, detect_s = 0, align_s = 0;
-    std::vector<cv::Mat> chips;
-    for (const auto& image : images) {
-      auto start = Clock::now();
-      const auto rgb = read_image(image);
-      decode_s += since(start);
-      start = Clock::now();
-      const auto faces = select_faces(detector.detect(rgb), FacePolicy::central, rgb.size());
-      detect_s += since(start);
-      start = Clock::now();
-      const float side = 0.6F * static_cast<float>(std::min(rgb.cols, rgb.rows));
-      const FaceDetection centre{cv::Rect2f((rgb.cols - side) / 2, (rgb.rows - side) / 2, side, side), 0.0F};
-      chips.push_back(pipeline.align_detection(rgb, faces.empty() ? centre : faces.front()).chip);
-      align_s += since(start);
+    std::printf("%s\n", bench::cpu_features().c_str());
+    if (synthetic > 0) {
+      torch::set_num_threads(threads);
+      const auto dir = std::filesystem::temp_directory_path() / ("siamese-synthetic-" + std::to_string(getpid()));
+      const auto sources = std::vector<std::filesystem::path>(settings.photos.begin(), settings.photos.begin() + std::min<long>(20, static_cast<long>(settings.photos.size())));
+      settings.photos = synthetic_folder(sources, synthetic, dir);
+      const TorchScriptBackbone backbone(settings.models / "faceapi_recognition.pt", options);
+      const double before = peak_rss_mib();
+      const double rate = end_to_end(settings, backbone, 1);
+      std::filesystem::remove_all(dir);
+      std::printf("%zu synthetic photos, %d threads%s: %.1f photos/s end to end, peak resident memory %.0f MiB (%.0f MiB after loading)\n",
+                  synthetic, threads, settings.mirror ? ", mirror averaging" : "", rate, peak_rss_mib(), before);
+      return 0;
     }
-    auto start = Clock::now();
-    std::vector<torch::Tensor> parts;
-    for (std::size_t first = 0; first < chips.size(); first += 32) {
-      const std::vector<cv::Mat> batch(chips.begin() + static_cast<long>(first),
-                                       chips.begin() + static_cast<long>(std::min(chips.size(), first + 32)));
-      parts.push_back(backbone.embed(to_input_batch(batch, backbone.input_spec())));
+    if (!peer_file.empty()) {
+      const auto peer = read_peer(peer_file);
+      const double peer_rate = std::stod(peer.at("photos_per_second"));
+      std::printf("%zu photos, detector at", settings.photos.size());
+      for (int size : settings.detector.input_sizes) std::printf(" %d", size);
+      std::printf(", %s: face-api.js %s (wasm, SIMD %s, multithreading %s: one thread) %.1f photos/s\n",
+                  settings.mirror ? "mirror averaging" : "no mirror averaging", peer.count("version") ? peer.at("version").c_str() : "",
+                  peer.count("simd") ? peer.at("simd").c_str() : "?", peer.count("multithread") ? peer.at("multithread").c_str() : "?",
+                  peer_rate);
+      for (int run_threads : {1, threads}) {
+        torch::set_num_threads(run_threads);
+        const TorchScriptBackbone backbone(settings.models / "faceapi_recognition.pt", options);
+        end_to_end(settings, backbone, 1);  // warm-up
+        const double rate = end_to_end(settings, backbone, 1);
+        std::printf("  library, %d thread%s: %.1f photos/s, %.2fx face-api.js\n", run_threads, run_threads == 1 ? "" : "s",
+                    rate, rate / peer_rate);
+        if (threads == 1) break;
+      }
+      return 0;
     }
-    const auto embeddings = torch::cat(parts);
-    const double embed_s = since(start);
-    start = Clock::now();
-    std::unordered_map<std::string, std::int64_t> row;
-    for (std::size_t i = 0; i < images.size(); ++i) row[images[i].string()] = static_cast<std::int64_t>(i);
-    std::vector<std::int64_t> ia, ib;
-    for (const auto& pair : list.pairs) {
-      ia.push_back(row.at(pair.a.string()));
-      ib.push_back(row.at(pair.b.string()));
+    for (int run_threads : {threads, 1}) {
+      torch::set_num_threads(run_threads);
+      const TorchScriptBackbone backbone(settings.models / "faceapi_recognition.pt", options);
+      end_to_end(settings, backbone, 1);  // warm-up: the first calls of each network compile it
+      stage_breakdown(settings, backbone);
+      const double pipelined = end_to_end(settings, backbone, 1);
+      const double in_turn = end_to_end(settings, backbone, 0);
+      std::printf("end to end (ImageEmbedder), %d threads: %.1f photos/s with a preparing thread, %.1f photos/s in turn: %.2fx\n\n",
+                  run_threads, pipelined, in_turn, pipelined / in_turn);
+      if (threads == 1) break;
     }
-    const auto distances = EuclideanDistance{}(embeddings.index_select(0, torch::tensor(ia)),
-                                               embeddings.index_select(0, torch::tensor(ib)));
-    (void)distances.sum().item<float>();
-    const double distance_s = since(start);
-    const double total = decode_s + detect_s + align_s + embed_s + distance_s;
-    std::printf("%zu pairs, %zu distinct images, %d threads: %.1f pairs/s, %.1f images/s end to end\n",
-                list.pairs.size(), images.size(), torch::get_num_threads(), list.pairs.size() / total,
-                images.size() / total);
-    const std::pair<const char*, double> stages[] = {{"decode", decode_s}, {"detect", detect_s}, {"align (landmarks + warp)", align_s},
-                                                     {"embed", embed_s}, {"distance", distance_s}};
-    for (const auto& [stage, seconds] : stages) {
-      std::printf("  %-26s %7.2f s %6.1f%%  %6.2f ms/image\n", stage, seconds, 100 * seconds / total, 1e3 * seconds / images.size());
-    }
-    std::printf("  decode + detect + align share: %.1f%%\n", 100 * (decode_s + detect_s + align_s) / total);
   } catch (const std::exception& e) {
     std::cerr << "pipeline_breakdown: " << e.what() << '\n';
     return 1;

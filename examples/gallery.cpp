@@ -21,6 +21,8 @@
 
 #include "example_main.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <iomanip>
 #include <iostream>
 
@@ -67,7 +69,9 @@ struct Embedder {
 
 int enroll(const Arguments& args) {
   Embedder embedder(args, /*dataset=*/false);
+  const auto start = std::chrono::steady_clock::now();
   const auto embeddings = embedder.embed(args.photos);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::vector<siamese::EnrolledPhoto> photos;
   for (const auto& photo : args.photos) {
     const auto bytes = siamese::read_file_bytes(photo, siamese::ImageLimits{}.max_file_bytes);
@@ -75,8 +79,9 @@ int enroll(const Arguments& args) {
   }
   auto gallery = siamese::Gallery::open(args.db, embedder.metadata().name, embedder.metadata().embedding_size);
   gallery.enroll(args.person, embeddings, photos);
-  std::cout << "enrolled " << args.person << " with " << photos.size() << " photo(s); " << gallery.people().size()
-            << " people in " << args.db << '\n';
+  std::cout << "enrolled " << args.person << " with " << photos.size() << " photo(s) (" << std::fixed
+            << std::setprecision(1) << photos.size() / std::max(seconds, 1e-9) << " photos/s end to end); "
+            << gallery.people().size() << " people in " << args.db << '\n';
   return 0;
 }
 

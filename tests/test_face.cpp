@@ -5,7 +5,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <random>
+#include <thread>
 
 using Approx = Catch::Detail::Approx;
 
@@ -306,4 +309,119 @@ TEST_CASE("Helper networks need their metadata and refuse bad options", "[detect
   siamese::TinyFaceDetectorOptions options;
   options.input_sizes = {100};
   CHECK_THROWS_WITH(siamese::TinyFaceDetector(dir / "bare.pt", options), Catch::Contains("multiples of 32"));
+}
+
+TEST_CASE("A bounded queue holds at most its capacity and drains after closing", "[embed][queue]") {
+  siamese::detail::BoundedQueue<int> queue(2);
+  REQUIRE(queue.push(1));
+  REQUIRE(queue.push(2));
+  std::atomic<bool> third_pushed{false};
+  std::thread producer([&] {
+    CHECK(queue.push(3));  // waits for room
+    third_pushed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK_FALSE(third_pushed);
+  CHECK(queue.pop() == 1);
+  producer.join();
+  CHECK(third_pushed);
+  queue.close();
+  CHECK_FALSE(queue.push(4));
+  CHECK(queue.pop() == 2);
+  CHECK(queue.pop() == 3);
+  CHECK_FALSE(queue.pop().has_value());
+}
+
+namespace {
+
+// Images 12x12 of distinct colours, and one more file with the content of the first.
+std::vector<std::filesystem::path> colour_files(const fixtures::TempDir& dir, int count) {
+  std::vector<std::filesystem::path> files;
+  for (int i = 0; i < count; ++i) {
+    files.push_back(dir / ("colour" + std::to_string(i) + ".png"));
+    REQUIRE(cv::imwrite(files.back().string(), cv::Mat(12, 12, CV_8UC3, cv::Scalar(i * 20, 255 - i * 20, 5 * i))));
+  }
+  std::filesystem::copy_file(files[0], dir / "again.png");
+  files.push_back(dir / "again.png");
+  return files;
+}
+
+// Two intra-op threads for a scope, so that the embedder runs its preparing thread.
+struct TwoThreads {
+  int before = torch::get_num_threads();
+  TwoThreads() { torch::set_num_threads(2); }
+  ~TwoThreads() { torch::set_num_threads(before); }
+};
+
+}  // namespace
+
+TEST_CASE("The preparing thread changes neither embeddings, order, counters nor errors", "[embed]") {
+  fixtures::TempDir dir;
+  siamese::TorchScriptBackbone backbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
+  const auto files = colour_files(dir, 11);
+  const TwoThreads threads;
+  siamese::EmbedderOptions in_turn;
+  in_turn.batch_size = 3;
+  in_turn.prefetch_batches = 0;
+  auto pipelined = in_turn;
+  pipelined.prefetch_batches = 1;
+  siamese::ImageEmbedder a(backbone, nullptr, in_turn), b(backbone, nullptr, pipelined);
+  const auto expected = a.embed_files(files);
+  const auto got = b.embed_files(files);
+  CHECK(torch::equal(expected, got));
+  CHECK(b.stats().embedded == 11);
+  CHECK(b.stats().cache_hits == 1);
+  CHECK(b.stats().requested == 12);
+  CHECK(b.stats().backbone_calls == a.stats().backbone_calls);
+  CHECK(torch::get_num_threads() == 2);  // the embedder gave back the threads it split
+
+  // Errors: the first bad file in order, named, either way; a second one later is not reached.
+  auto with_junk = files;
+  fixtures::write_file(dir / "junk.jpg", "not an image");
+  fixtures::write_file(dir / "junk2.png", "\x89PNG\r\n\x1a\n broken");
+  with_junk.insert(with_junk.begin() + 7, dir / "junk.jpg");
+  with_junk.push_back(dir / "junk2.png");
+  for (const auto& options : {in_turn, pipelined}) {
+    siamese::ImageEmbedder embedder(backbone, nullptr, options);
+    CHECK_THROWS_WITH(embedder.embed_files(with_junk), Catch::Contains("junk.jpg") && !Catch::Contains("junk2.png"));
+  }
+
+  // The backbone side failing (here its progress callback) stops the preparing thread too.
+  siamese::ImageEmbedder stopping(backbone, nullptr, pipelined);
+  stopping.set_progress([](const siamese::ProgressReport&) { throw std::runtime_error("stopped by the caller"); });
+  CHECK_THROWS_WITH(stopping.embed_files(files), "stopped by the caller");
+  CHECK(stopping.stats().embedded < 11);
+}
+
+TEST_CASE("Batches close early when their photos hold max_batch_pixels", "[embed]") {
+  fixtures::TempDir dir;
+  siamese::TorchScriptBackbone backbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
+  const auto files = colour_files(dir, 7);
+  siamese::EmbedderOptions options;
+  options.max_batch_pixels = 250;  // 144 pixels a photo: two photos a batch
+  siamese::ImageEmbedder embedder(backbone, nullptr, options);
+  const auto embeddings = embedder.embed_files(files);
+  CHECK(embeddings.size(0) == 8);
+  CHECK(embedder.stats().backbone_calls == 4);  // 2 + 2 + 2 + 1
+  options.max_batch_pixels = 0;
+  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, nullptr, options), Catch::Contains("max_batch_pixels"));
+}
+
+TEST_CASE("Faces found in a batch: the first photo without one is named", "[detect][face]") {
+  fixtures::TempDir dir;
+  const auto blank = cv::Mat(200, 200, CV_8UC3, cv::Scalar(90, 90, 90));
+  const auto face = siamese::read_image(example_photo("obama.jpg"));
+  siamese::FacePipeline strict(std::make_unique<siamese::HaarFaceDetector>(), nullptr);
+  CHECK_THROWS_WITH(strict.align_batch({face, blank, blank}, {"obama.jpg", "first blank", "second blank"}),
+                    Catch::Contains("first blank") && !Catch::Contains("second blank"));
+  CHECK_THROWS_WITH(strict.align_batch({face}, {}), Catch::Contains("one name per image"));
+  siamese::FacePipelineOptions options;
+  options.center_fallback = true;
+  siamese::FacePipeline lenient(std::make_unique<siamese::HaarFaceDetector>(), nullptr, options);
+  const auto faces = lenient.align_batch({face, blank}, {"obama.jpg", "blank"});
+  REQUIRE(faces.size() == 2);
+  CHECK_FALSE(faces[0].center_fallback);
+  CHECK(faces[1].center_fallback);
+  CHECK(cv::norm(faces[0].chip, lenient.align(face, "obama.jpg").chip, cv::NORM_INF) == 0);
+  CHECK(lenient.align_batch({}, {}).empty());
 }

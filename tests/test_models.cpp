@@ -325,3 +325,63 @@ TEST_CASE("Raw sample photos: same person closer than different people", "[model
   CHECK_FALSE(mixed.same);
   CHECK(obama.distance < mixed.distance);
 }
+
+TEST_CASE("Batched detection, landmarks and alignment give what one photo at a time gives", "[models][detect][align]") {
+  const auto models = env_path("SIAMESE_MODELS_DIR");
+  std::vector<cv::Mat> photos;
+  std::vector<std::string> names;
+  for (const char* name : {"obama.jpg", "biden.jpg", "obama2.jpg", "biden2.jpg"}) {
+    photos.push_back(siamese::read_image(example_photo(name)));
+    names.emplace_back(name);
+  }
+  for (const char* name : {"Abdullah_Gul/Abdullah_Gul_0013.jpg", "Aaron_Peirsol/Aaron_Peirsol_0001.jpg"}) {
+    const auto file = shared_dir() / "lfw" / name;
+    if (!std::filesystem::exists(file)) continue;
+    photos.push_back(siamese::read_image(file));
+    names.emplace_back(name);
+  }
+  // Several photos per call, of different sizes: batching changes no result beyond rounding.
+  siamese::TinyFaceDetectorOptions batching;
+  batching.photos_per_call = 3;
+  siamese::TinyFaceDetector batched(models / "faceapi_tiny_detector.pt", batching);
+  siamese::TinyFaceDetector single(models / "faceapi_tiny_detector.pt");
+  const auto found = batched.detect_batch(photos);
+  REQUIRE(found.size() == photos.size());
+  std::vector<cv::Rect2f> boxes;
+  for (std::size_t i = 0; i < photos.size(); ++i) {
+    const auto alone = single.detect(photos[i]);
+    REQUIRE(found[i].size() == alone.size());
+    REQUIRE_FALSE(alone.empty());
+    for (std::size_t f = 0; f < alone.size(); ++f) {
+      CHECK(std::abs(found[i][f].score - alone[f].score) < 1e-4F);
+      CHECK(cv::norm(found[i][f].box.tl() - alone[f].box.tl()) < 0.01);
+      CHECK(cv::norm(found[i][f].box.br() - alone[f].box.br()) < 0.01);
+    }
+    boxes.push_back(alone.front().box);
+  }
+
+  siamese::LandmarkDetector68 landmarker(models / "faceapi_landmarks68.pt");
+  const auto points = landmarker.landmarks_batch(photos, boxes);
+  const auto mirrored = landmarker.mirror_averaged_landmarks_batch(photos, boxes);
+  double worst = 0;
+  for (std::size_t i = 0; i < photos.size(); ++i) {
+    const auto alone = landmarker.landmarks(photos[i], boxes[i]);
+    const auto mirrored_alone = landmarker.mirror_averaged_landmarks(photos[i], boxes[i]);
+    for (int p = 0; p < siamese::LandmarkDetector68::point_count; ++p) {
+      worst = std::max({worst, cv::norm(points[i][p] - alone[p]), cv::norm(mirrored[i][p] - mirrored_alone[p])});
+    }
+  }
+  std::cout << photos.size() << " photos: batched landmarks within " << worst << " px of one at a time\n";
+  CHECK(worst < 0.01);
+  CHECK_THROWS_AS(landmarker.landmarks_batch(photos, {}), siamese::ShapeError);
+
+  siamese::FacePipelineOptions options;
+  options.mirror_landmarks = true;
+  auto pipeline = siamese::FacePipeline::from_models(models, options);
+  const auto faces = pipeline.align_batch(photos, names);
+  REQUIRE(faces.size() == photos.size());
+  for (std::size_t i = 0; i < photos.size(); ++i) {
+    const auto alone = pipeline.align(photos[i], names[i]);
+    CHECK(cv::norm(faces[i].chip, alone.chip, cv::NORM_INF) <= 1.0);  // a rounding step at most
+  }
+}

@@ -9,6 +9,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,45 +25,61 @@ class LandmarkDetector68 {
 
   /// Throws FileError/ModelError/MetadataError for a missing or wrong model file.
   explicit LandmarkDetector68(const std::filesystem::path& model, Device device = Device::cpu())
-      : file_(model.string()), device_(device) {
-    detail::apply_default_threads();
-    auto loaded = detail::load_for_inference(file_, device_);
-    spec_ = loaded.metadata->input;
-    module_ = loaded.module;
-  }
+      : network_((detail::apply_default_threads(), model.string()), device) {}
 
   /// Landmarks of the face in `box` of an 8-bit RGB image, as face-api finds them: the box
   /// (clipped to the image) is cut out, padded to a centred square with zeros, resized to the
   /// network's input.
   /// Ensures: 68 points in image pixels. Throws ImageError when the box misses the image.
   std::vector<cv::Point2f> landmarks(const cv::Mat& rgb, const cv::Rect2f& box) {
-    detail::check_rgb(rgb, "LandmarkDetector68");
-    const cv::Rect inside = cv::Rect(box) & cv::Rect(0, 0, rgb.cols, rgb.rows);
-    if (inside.width < 2 || inside.height < 2) {
-      throw ImageError("landmark box lies outside the " + std::to_string(rgb.cols) + "x" +
-                       std::to_string(rgb.rows) + " image");
+    return landmarks_batch({rgb}, {box}).front();
+  }
+
+  /// Landmarks of several faces in one network call, element i for the face in boxes[i] of
+  /// images[i] (images may repeat), each as landmarks() finds it.
+  /// Requires: as many boxes as images. Ensures and throws as landmarks().
+  std::vector<std::vector<cv::Point2f>> landmarks_batch(const std::vector<cv::Mat>& images,
+                                                        const std::vector<cv::Rect2f>& boxes) {
+    check_batch(images, boxes);
+    struct Placement {
+      int side, left, top;
+      cv::Point2f origin;
+    };
+    std::vector<cv::Mat> inputs;
+    std::vector<Placement> placements;
+    const auto& spec = network_.input_spec();
+    const cv::Size input_size(spec.width, spec.height);
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      const auto& rgb = images[i];
+      const cv::Rect inside = cv::Rect(boxes[i]) & cv::Rect(0, 0, rgb.cols, rgb.rows);
+      if (inside.width < 2 || inside.height < 2) {
+        throw ImageError("landmark box lies outside the " + std::to_string(rgb.cols) + "x" +
+                         std::to_string(rgb.rows) + " image");
+      }
+      const int side = std::max(inside.width, inside.height);
+      const int left = (side - inside.width) / 2;
+      const int top = (side - inside.height) / 2;
+      cv::Mat square;
+      cv::copyMakeBorder(rgb(inside), square, top, side - inside.height - top, left,
+                         side - inside.width - left, cv::BORDER_CONSTANT, cv::Scalar::all(0));
+      inputs.push_back(detail::resized_for_input(square, input_size));
+      placements.push_back({side, left, top, cv::Point2f(static_cast<float>(inside.x), static_cast<float>(inside.y))});
     }
-    const int side = std::max(inside.width, inside.height);
-    const int left = (side - inside.width) / 2;
-    const int top = (side - inside.height) / 2;
-    cv::Mat square;
-    cv::copyMakeBorder(rgb(inside), square, top, side - inside.height - top, left,
-                       side - inside.width - left, cv::BORDER_CONSTANT, cv::Scalar::all(0));
-    torch::Tensor output;
-    {
-      torch::InferenceMode guard;
-      const auto input = to_input_tensor(square, spec_).to(device_.torch_device());
-      output = detail::run_module(module_, input, file_).to(torch::kCPU).contiguous();
-    }
-    if (output.numel() != 2 * point_count) {
-      throw ModelError("'" + file_ + "' returned " + detail::shape_string(output) + ", expected [1, 136]");
+    const auto count = static_cast<std::int64_t>(inputs.size());
+    const auto output = network_.run(inputs, spec);
+    if (output.numel() != 2 * point_count * count) {
+      throw ModelError("'" + network_.file() + "' returned " + detail::shape_string(output) + ", expected [" +
+                       std::to_string(count) + ", 136]");
     }
     const float* xy = output.data_ptr<float>();
-    std::vector<cv::Point2f> points(point_count);
-    for (int i = 0; i < point_count; ++i) {
-      points[i] = {xy[2 * i] * side - left + inside.x, xy[2 * i + 1] * side - top + inside.y};
+    std::vector<std::vector<cv::Point2f>> faces(inputs.size(), std::vector<cv::Point2f>(point_count));
+    for (std::size_t f = 0; f < faces.size(); ++f, xy += 2 * point_count) {
+      const auto& [side, left, top, origin] = placements[f];
+      for (int i = 0; i < point_count; ++i) {
+        faces[f][i] = {xy[2 * i] * side - left + origin.x, xy[2 * i + 1] * side - top + origin.y};
+      }
     }
-    return points;
+    return faces;
   }
 
   /// Landmarks of the face in `box`, averaged with those found on the mirror image (flipped
@@ -70,29 +87,54 @@ class LandmarkDetector68 {
   /// bias. On LFW View 2 it took 10-fold accuracy from 99.10% to 99.25% (README).
   /// Ensures and throws as landmarks().
   std::vector<cv::Point2f> mirror_averaged_landmarks(const cv::Mat& rgb, const cv::Rect2f& box) {
-    auto points = landmarks(rgb, box);
-    cv::Mat flipped;
-    cv::flip(rgb, flipped, 1);
-    const auto width = static_cast<float>(rgb.cols);  // landmarks count pixel edges: x mirrors to width - x
-    const auto mirrored = landmarks(flipped, cv::Rect2f(width - box.x - box.width, box.y, box.width, box.height));
-    for (int i = 0; i < point_count; ++i) {
-      const auto& twin = mirrored[mirror_twin[i]];
-      points[i] = (points[i] + cv::Point2f(width - twin.x, twin.y)) * 0.5F;
+    return mirror_averaged_landmarks_batch({rgb}, {box}).front();
+  }
+
+  /// mirror_averaged_landmarks() of several faces, the faces and their mirrors in one network
+  /// call. Requires, ensures and throws as landmarks_batch().
+  std::vector<std::vector<cv::Point2f>> mirror_averaged_landmarks_batch(const std::vector<cv::Mat>& images,
+                                                                        const std::vector<cv::Rect2f>& boxes) {
+    check_batch(images, boxes);
+    auto both_images = images;
+    auto both_boxes = boxes;
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      cv::Mat flipped;
+      cv::flip(images[i], flipped, 1);
+      const auto width = static_cast<float>(images[i].cols);
+      both_images.push_back(flipped);
+      both_boxes.emplace_back(width - boxes[i].x - boxes[i].width, boxes[i].y, boxes[i].width, boxes[i].height);
     }
+    auto points = landmarks_batch(both_images, both_boxes);
+    points.resize(images.size() * 2);
+    for (std::size_t f = 0; f < images.size(); ++f) {
+      // Landmarks count pixel edges: x mirrors to width - x.
+      const auto width = static_cast<float>(images[f].cols);
+      const auto& mirrored = points[images.size() + f];
+      for (int i = 0; i < point_count; ++i) {
+        const auto& twin = mirrored[mirror_twin[i]];
+        points[f][i] = (points[f][i] + cv::Point2f(width - twin.x, twin.y)) * 0.5F;
+      }
+    }
+    points.resize(images.size());
     return points;
   }
 
  private:
+  static void check_batch(const std::vector<cv::Mat>& images, const std::vector<cv::Rect2f>& boxes) {
+    if (images.size() != boxes.size() || images.empty()) {
+      throw ShapeError("landmarks_batch needs one box per image and at least one, got " +
+                       std::to_string(images.size()) + " images and " + std::to_string(boxes.size()) + " boxes");
+    }
+    for (const auto& image : images) detail::check_rgb(image, "LandmarkDetector68");
+  }
+
   /// Each point's counterpart in the mirror image (jaw, brows, nose, eyes and mouth swap sides).
   static constexpr int mirror_twin[point_count] = {
       16, 15, 14, 13, 12, 11, 10, 9,  8,  7,  6,  5,  4,  3,  2,  1,  0,  26, 25, 24, 23, 22, 21,
       20, 19, 18, 17, 27, 28, 29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46, 39, 38, 37, 36,
       41, 40, 54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65};
 
-  std::string file_;
-  Device device_;
-  InputSpec spec_;
-  mutable torch::jit::Module module_;
+  detail::HelperNetwork network_;
 };
 
 /// The centre of the left eye (points 36-41) and right eye (42-47), in image order.
