@@ -14,10 +14,21 @@ _DTYPES = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8, "uint16"
 def read_weights(manifest_path):
     """Returns {name: np.ndarray (float32 or int32)} in manifest order."""
     manifest_path = pathlib.Path(manifest_path)
-    manifest = json.loads(manifest_path.read_text())
+    return read_manifest_weights(json.loads(manifest_path.read_text()), manifest_path.parent)
+
+
+def read_manifest_weights(manifest, directory):
+    """The tensors of a weights manifest (a list of groups) whose shards lie in `directory`.
+    Raises ValueError naming the shard that is missing or the tensor the shards end before."""
     tensors = {}
     for group in manifest:
-        data = b"".join((manifest_path.parent / p).read_bytes() for p in group["paths"])
+        parts = []
+        for name in group["paths"]:
+            shard = pathlib.Path(directory) / name
+            if not shard.is_file():
+                raise ValueError(f"weight shard '{shard}' is missing")
+            parts.append(shard.read_bytes())
+        data = b"".join(parts)
         offset = 0
         for spec in group["weights"]:
             shape = spec["shape"]
@@ -26,7 +37,8 @@ def read_weights(manifest_path):
             stored = _DTYPES[quant["dtype"] if quant else spec["dtype"]]
             size = count * np.dtype(stored).itemsize
             if offset + size > len(data):
-                raise ValueError(f"{manifest_path}: weights end before tensor {spec['name']}")
+                raise ValueError(f"shards {group['paths']} in '{directory}' end before tensor '{spec['name']}' "
+                                 f"({len(data)} bytes, it needs {offset + size})")
             raw = np.frombuffer(data, dtype=stored, count=count, offset=offset)
             offset += size
             if quant:
@@ -35,5 +47,5 @@ def read_weights(manifest_path):
                 values = raw.astype(_DTYPES[spec["dtype"]])
             tensors[spec["name"]] = values.reshape(shape)
         if offset != len(data):
-            raise ValueError(f"{manifest_path}: {len(data) - offset} bytes left after the last tensor")
+            raise ValueError(f"shards {group['paths']} in '{directory}': {len(data) - offset} bytes left after the last tensor")
     return tensors
