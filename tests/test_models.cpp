@@ -385,3 +385,35 @@ TEST_CASE("Batched detection, landmarks and alignment give what one photo at a t
     CHECK(cv::norm(faces[i].chip, alone.chip, cv::NORM_INF) <= 1.0);  // a rounding step at most
   }
 }
+
+TEST_CASE("nsfwjs's pretrained InceptionV3, converted from Keras, reproduces TensorFlow.js", "[models][inception][golden]") {
+  // tests/data/inception_nsfwjs_golden.json: tools/inception_golden.mjs, TF.js itself on the
+  // same layers files that tools/setup-models.sh converts.
+  std::ifstream in(std::string(SIAMESE_SOURCE_DIR) + "/tests/data/inception_nsfwjs_golden.json");
+  REQUIRE(in.good());
+  const auto golden = nlohmann::json::parse(in);
+  const auto models = env_path("SIAMESE_MODELS_DIR");
+  auto classifier = torch::jit::load((models / "inception_v3_classifier.pt").string());
+  classifier.eval();
+  for (bool optimize : {false, true}) {
+    siamese::TorchScriptBackbone backbone(models / "inception_v3.pt", fixtures::cpu_options(optimize));
+    CHECK(backbone.metadata().pretrained);
+    CHECK(backbone.embedding_size() == 2048);
+    for (const auto& item : golden.at("cases")) {
+      const int side = item.at("side").get<int>();
+      REQUIRE(backbone.input_spec().height == side);
+      const auto input = normalised(golden_pixels(item.at("image").get<int>(), side), backbone.input_spec());
+      const auto features = torch::tensor(item.at("features").get<std::vector<float>>());
+      const auto probabilities = torch::tensor(item.at("probabilities").get<std::vector<float>>());
+      const double feature_diff = (backbone.embed(input)[0] - features).abs().max().item<double>();
+      torch::InferenceMode guard;
+      const double probability_diff =
+          (classifier.forward({input}).toTensor()[0] - probabilities).abs().max().item<double>();
+      std::cout << "nsfwjs InceptionV3 vs TF.js, image " << item.at("image") << " (optimize=" << optimize
+                << "): features max abs diff " << feature_diff << " (largest " << features.abs().max().item<double>()
+                << "), class probabilities " << probability_diff << "\n";
+      CHECK(feature_diff <= 1e-4 * features.abs().max().item<double>());
+      CHECK(probability_diff <= 1e-4 * probabilities.abs().max().item<double>());
+    }
+  }
+}

@@ -18,8 +18,12 @@ layer. Weights are matched by name, never by position (the manifest lists them a
 
 Usage:
   convert_keras_tfjs.py MODEL_JSON OUT.pt [--output LAYER] [--global-pool] [--size 299]
+                        [--name NAME --weights TEXT --license TEXT [--scale S --mean M,M,M --std S,S,S]]
     --output LAYER   end at this layer (default: the model's output)
     --global-pool    end with a global average pool over H and W: [N,C,H,W] -> [N,C]
+    --name NAME      store siamese.json (tools/siamese_metadata.py): a pretrained backbone at
+                     --size with this name, weights source and licence; preprocessing
+                     (x * scale - mean) / std, default Keras InceptionV3's x / 127.5 - 1
 Writes a TorchScript module taking float32 [N,3,H,W] (RGB, preprocessed as the Keras model
 expects) and returning the chosen layer's output in PyTorch layout (NCHW for 4-D).
 """
@@ -36,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import siamese_metadata
 from tfjs_weights import read_manifest_weights
 
 _ACTIVATIONS = ("linear", "relu", "softmax", "sigmoid")
@@ -322,7 +327,13 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--output", help="end at this layer")
     parser.add_argument("--global-pool", action="store_true", help="end with a global average pool")
-    parser.add_argument("--size", type=int, default=299, help="input side for the check run")
+    parser.add_argument("--size", type=int, default=299, help="input side for the check run and the metadata")
+    parser.add_argument("--name", help="write siamese.json with this model name")
+    parser.add_argument("--weights", default="", help="where the weights come from (metadata)")
+    parser.add_argument("--license", default="", help="the weights' licence (metadata)")
+    parser.add_argument("--scale", type=float, default=1 / 127.5)
+    parser.add_argument("--mean", default="1,1,1")
+    parser.add_argument("--std", default="1,1,1")
     args = parser.parse_args()
     try:
         module, facts = convert(args.model_json, args.output, args.global_pool)
@@ -330,7 +341,15 @@ def main():
         sys.exit(f"convert_keras_tfjs: {error}")
     with torch.no_grad():
         shape = tuple(module(torch.zeros(1, 3, args.size, args.size)).shape)
-    module.save(args.out)
+    if args.name:
+        meta = siamese_metadata.metadata(
+            name=args.name, architecture=f"keras {facts['keras_version']} to '{facts['output']}'",
+            height=args.size, width=args.size, scale=args.scale,
+            mean=[float(v) for v in args.mean.split(",")], std=[float(v) for v in args.std.split(",")],
+            embedding_size=shape[1], pretrained=True, weights=args.weights, license=args.license)
+        siamese_metadata.save(module, args.out, meta)
+    else:
+        module.save(args.out)
     print(f"{args.out}: {facts['layers']} layers to '{facts['output']}', {facts['parameters']:,} parameters, "
           f"[1, 3, {args.size}, {args.size}] -> {list(shape)}")
 

