@@ -313,22 +313,31 @@ TEST_CASE("Helper networks need their metadata and refuse bad options", "[detect
 
 TEST_CASE("A bounded queue holds at most its capacity and drains after closing", "[embed][queue]") {
   siamese::detail::BoundedQueue<int> queue(2);
-  REQUIRE(queue.push(1));
-  REQUIRE(queue.push(2));
-  std::atomic<bool> third_pushed{false};
-  std::thread producer([&] {
-    CHECK(queue.push(3));  // waits for room
-    third_pushed = true;
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  CHECK_FALSE(third_pushed);
+  int one = 1, two = 2, three = 3, four = 4;
+  REQUIRE(queue.try_push(one));
+  REQUIRE(queue.try_push(two));
+  CHECK_FALSE(queue.try_push(three));  // full: the item stays with the caller
+  CHECK(three == 3);
   CHECK(queue.pop() == 1);
-  producer.join();
-  CHECK(third_pushed);
-  queue.close();
-  CHECK_FALSE(queue.push(4));
+  CHECK(queue.try_push(three));
   CHECK(queue.pop() == 2);
   CHECK(queue.pop() == 3);
+  std::atomic<bool> popped{false};
+  std::thread consumer([&] {
+    CHECK(queue.pop() == 4);  // waits for an item
+    popped = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK_FALSE(popped);
+  CHECK(queue.try_push(four));
+  consumer.join();
+  CHECK(popped);
+  int five = 5, six = 6;
+  REQUIRE(queue.try_push(five));
+  queue.close();
+  CHECK(queue.closed());
+  CHECK_FALSE(queue.try_push(six));
+  CHECK(queue.pop() == 5);
   CHECK_FALSE(queue.pop().has_value());
 }
 
@@ -415,6 +424,8 @@ TEST_CASE("Faces found in a batch: the first photo without one is named", "[dete
   CHECK_THROWS_WITH(strict.align_batch({face, blank, blank}, {"obama.jpg", "first blank", "second blank"}),
                     Catch::Contains("first blank") && !Catch::Contains("second blank"));
   CHECK_THROWS_WITH(strict.align_batch({face}, {}), Catch::Contains("one name per image"));
+  CHECK_THROWS_WITH(strict.align_detections({face, face}, {siamese::FaceDetection{}}),
+                    Catch::Contains("one detection per image"));
   siamese::FacePipelineOptions options;
   options.center_fallback = true;
   siamese::FacePipeline lenient(std::make_unique<siamese::HaarFaceDetector>(), nullptr, options);

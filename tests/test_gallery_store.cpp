@@ -225,14 +225,18 @@ TEST_CASE("Damaged, foreign, other-model and newer gallery databases are refused
   };
   const auto good = dir / "good.db";
   Gallery::open(good, "face", dim).enroll("ann", embedding_of(0, 0));
+  // A copy of the good database that `statements` changed, opened as it is and refused.
+  auto refused_after = [&](const char* name, const std::string& statements, const std::string& why) {
+    const auto file = dir / name;
+    std::filesystem::copy_file(good, file);
+    sql(file, statements);
+    refused(file, why, [&] { return Gallery::open(file); });
+  };
 
   refused(good, "cannot be used with 'other'", [&] { return Gallery::open(good, "other", dim); });
   refused(good, "(9-d)", [&] { return Gallery::open(good, "face", 9); });
 
-  const auto newer = dir / "newer.db";
-  std::filesystem::copy_file(good, newer);
-  sql(newer, "PRAGMA user_version = 2");
-  refused(newer, "schema version 2", [&] { return Gallery::open(newer); });
+  refused_after("newer.db", "PRAGMA user_version = 2", "schema version 2");
 
   const auto foreign = dir / "foreign.db";
   sql(foreign, "CREATE TABLE notes(text TEXT); INSERT INTO notes VALUES('mine')");
@@ -247,30 +251,12 @@ TEST_CASE("Damaged, foreign, other-model and newer gallery databases are refused
   }
   refused(damaged, "damaged", [&] { return Gallery::open(damaged); });
 
-  const auto short_row = dir / "short-row.db";
-  std::filesystem::copy_file(good, short_row);
-  sql(short_row, "UPDATE embeddings SET vector = zeroblob(3)");
-  refused(short_row, "holds 3 bytes", [&] { return Gallery::open(short_row); });
-
-  const auto not_finite = dir / "not-finite.db";
-  std::filesystem::copy_file(good, not_finite);
-  sql(not_finite, "UPDATE embeddings SET vector = X'" + std::string(8 * 8, '0').replace(4, 4, "C07F") + "'");
-  refused(not_finite, "non-finite", [&] { return Gallery::open(not_finite); });
-
-  const auto orphans = dir / "orphans.db";
-  std::filesystem::copy_file(good, orphans);
-  sql(orphans, "DELETE FROM people");  // foreign keys are off for other programs
-  refused(orphans, "embeddings without a person", [&] { return Gallery::open(orphans); });
-
-  const auto no_model = dir / "no-model.db";
-  std::filesystem::copy_file(good, no_model);
-  sql(no_model, "DELETE FROM model");
-  refused(no_model, "no model record", [&] { return Gallery::open(no_model); });
-
-  const auto bad_size = dir / "bad-size.db";
-  std::filesystem::copy_file(good, bad_size);
-  sql(bad_size, "UPDATE model SET embedding_size = 0");
-  refused(bad_size, "claims embedding size 0", [&] { return Gallery::open(bad_size); });
+  refused_after("short-row.db", "UPDATE embeddings SET vector = zeroblob(3)", "holds 3 bytes");
+  refused_after("not-finite.db", "UPDATE embeddings SET vector = X'" + std::string(8 * 8, '0').replace(4, 4, "C07F") + "'",
+                "non-finite");
+  refused_after("orphans.db", "DELETE FROM people", "embeddings without a person");  // foreign keys are off for other programs
+  refused_after("no-model.db", "DELETE FROM model", "no model record");
+  refused_after("bad-size.db", "UPDATE model SET embedding_size = 0", "claims embedding size 0");
   CHECK_THROWS_WITH(Gallery::open(dir / "new.db", "face", 0), Catch::Contains("embedding size must be in 1..65536"));
   CHECK_FALSE(std::filesystem::exists(dir / "new.db"));
 

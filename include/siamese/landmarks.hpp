@@ -105,7 +105,6 @@ class LandmarkDetector68 {
       both_boxes.emplace_back(width - boxes[i].x - boxes[i].width, boxes[i].y, boxes[i].width, boxes[i].height);
     }
     auto points = landmarks_batch(both_images, both_boxes);
-    points.resize(images.size() * 2);
     for (std::size_t f = 0; f < images.size(); ++f) {
       // Landmarks count pixel edges: x mirrors to width - x.
       const auto width = static_cast<float>(images[f].cols);
