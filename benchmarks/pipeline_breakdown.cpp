@@ -79,7 +79,6 @@ std::vector<T> slice(const std::vector<T>& all, std::size_t first, std::size_t c
 void stage_breakdown(const Settings& settings, const siamese::TorchScriptBackbone& backbone) {
   using namespace siamese;
   constexpr std::size_t batch = 32;
-  TinyFaceDetector detector(settings.models / "faceapi_tiny_detector.pt", settings.detector);
   auto pipeline = lfw_pipeline(settings);
   auto start = Clock::now();
   std::vector<cv::Mat> images;
@@ -88,14 +87,11 @@ void stage_breakdown(const Settings& settings, const siamese::TorchScriptBackbon
 
   start = Clock::now();
   std::vector<FaceDetection> detections;
+  std::vector<std::string> names;
+  for (const auto& photo : settings.photos) names.push_back(photo.string());
   for (std::size_t first = 0; first < images.size(); first += batch) {
-    const auto part = slice(images, first, batch);
-    const auto found = detector.detect_batch(part);
-    for (std::size_t i = 0; i < part.size(); ++i) {
-      const auto kept = select_faces(found[i], FacePolicy::central, part[i].size());
-      const float side = 0.6F * static_cast<float>(std::min(part[i].cols, part[i].rows));
-      detections.push_back(kept.empty() ? FaceDetection{cv::Rect2f((part[i].cols - side) / 2, (part[i].rows - side) / 2, side, side), 0.0F}
-                                        : kept.front());
+    for (const auto& face : pipeline.find_faces(slice(images, first, batch), slice(names, first, batch))) {
+      detections.push_back(face.detection);
     }
   }
   const double detect_s = since(start);
@@ -120,7 +116,7 @@ void stage_breakdown(const Settings& settings, const siamese::TorchScriptBackbon
   // The same detection and landmark work one photo at a time, for the batching ratio.
   start = Clock::now();
   for (std::size_t i = 0; i < images.size(); ++i) {
-    (void)detector.detect(images[i]);
+    (void)pipeline.find_faces({images[i]}, {names[i]});
     (void)pipeline.align_detection(images[i], detections[i]);
   }
   const double single_s = since(start);

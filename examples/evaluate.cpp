@@ -8,7 +8,8 @@
 // FAR 1e-3 and 1e-2 marked). Progress goes to standard error. With --calibrate it also fits the
 // head's w, b to these pairs, picks a threshold (for a target FAR, or best accuracy), prints
 // the Brier score and a reliability table, and saves MODEL.calibration.json, which
-// verify_pair and load_face_verifier() then use.
+// verify_pair and load_face_verifier() then use; without --calibrate, a model that has such a
+// file also gets its accuracy at the saved threshold (chosen on other pairs) printed.
 //
 // Models needed: the backbone (models/faceapi_recognition.pt) and, beside it, the detector and
 // landmark models from tools/setup-models.sh (else the Haar cascade and box crops are used).
@@ -207,6 +208,22 @@ int main(int argc, char** argv) {
     std::cout << "wrote            " << (std::filesystem::path(args.out) / "roc.csv").string() << ", "
               << (std::filesystem::path(args.out) / "roc.png").string() << '\n';
 
+    const auto calibration_file = eval::calibration_path_for(args.model);
+    if (args.calibrate.empty() && std::filesystem::exists(calibration_file)) {
+      // A threshold chosen on other pairs (e.g. --calibrate on a training list), measured here.
+      const auto c = eval::load_calibration(calibration_file);
+      if (c.model_name != backbone.metadata().name) {
+        throw MetadataError("'" + calibration_file.string() + "' was made for model '" + c.model_name + "', not '" +
+                            backbone.metadata().name + "'");
+      }
+      std::size_t correct = 0;
+      for (std::size_t i = 0; i < distances.size(); ++i) {
+        correct += is_match<EuclideanDistance>(distances[i], c.distance_threshold) == (labels[i] == 1);
+      }
+      std::cout << "calibrated       accuracy " << static_cast<double>(correct) / distances.size() << " at distance "
+                << c.distance_threshold << " (" << c.criterion << " on " << c.pairs << " other pairs, "
+                << calibration_file.string() << ")\n";
+    }
     if (!args.calibrate.empty()) {
       const auto head = eval::fit_sigmoid_head(distances, labels);
       eval::Calibration c;
@@ -232,7 +249,7 @@ int main(int argc, char** argv) {
       c.far = static_cast<double>(fa) / report.different_pairs;
       c.tar = static_cast<double>(ta) / report.same_pairs;
       c.brier = eval::brier_score(probabilities, labels);
-      const auto file = eval::calibration_path_for(args.model);
+      const auto& file = calibration_file;
       eval::save_calibration(c, file);
       std::cout << "calibration      p = sigmoid(" << c.weight << " * d + " << c.bias << "), Brier " << c.brier
                 << "\n                 threshold " << c.distance_threshold << " (" << c.criterion << "): FAR "

@@ -1,8 +1,8 @@
 #pragma once
 
 // What every example shares: its command line parsed by CLI11, the exit-code convention
-// (0 done, 1 error, 2 bad arguments with the usage printed, 3 no face found), and progress
-// on standard error.
+// (0 done, 1 error, 2 bad arguments with the usage printed, 3 no face found), progress on
+// standard error, and the training examples' schedule options.
 
 #include <siamese/siamese.hpp>
 
@@ -21,6 +21,31 @@ inline void configure(CLI::App& app) {
   app.option_defaults()->always_capture_default();
   app.failure_message(CLI::FailureMessage::help);
   app.footer(exit_codes);
+}
+
+/// The options of a training schedule (finetune, distill); `train_help` says what --train
+/// defaults to.
+inline void add_schedule_options(CLI::App& app, siamese::train::TrainingSchedule& s, const std::string& train_help) {
+  app.add_option("--epochs", s.epochs, "epochs at most (early stopping may end sooner)")->check(CLI::Range(1, 100000));
+  app.add_option("--lr", s.learning_rate, "learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--decay-every", s.decay_every, "halve the learning rate every this many epochs")
+      ->check(CLI::Range(1, 100000));
+  app.add_flag("--sgd", s.use_sgd, "SGD with momentum 0.9 instead of Adam");
+  app.add_option("--train", s.trainable, "parameter-name prefix to train (repeatable); " + train_help);
+}
+
+/// The face pipeline for training on a folder of identities: models from `models_dir`, chips
+/// at `backbone`'s input size, the most central face (face-dataset photos), and the image
+/// centre when no face is found.
+inline siamese::FacePipeline training_pipeline(const std::filesystem::path& models_dir,
+                                               const std::filesystem::path& backbone) {
+  siamese::BackboneOptions load;
+  load.optimize = false;
+  siamese::FacePipelineOptions options;
+  options.chip_size = siamese::TorchScriptBackbone(backbone, load).input_spec().height;
+  options.center_fallback = true;
+  options.policy = siamese::FacePolicy::central;
+  return siamese::FacePipeline::from_models(models_dir, options);
 }
 
 /// Parses the command line with `app`, then returns `run()`, turning exceptions into messages

@@ -10,7 +10,7 @@
 //
 // Models needed: the backbone, and the detector and landmark models beside it.
 //
-// Usage: finetune --model M --people ROOT --out DIR [--epochs N] [--steps N] [--lr X]
+// Usage: finetune --model M --people ROOT --out DIR [--epochs N] [--steps N] [--lr X] [--decay-every N]
 //                 [--margin X] [--mining semi-hard|hard|random] [--sgd] [--train PREFIX]...
 // (finetune --help lists every option with its default.)
 
@@ -32,15 +32,11 @@ void add_arguments(CLI::App& app, Arguments& a) {
   app.add_option("--model", a.model, "backbone file to start from")->required();
   app.add_option("--people", a.people, "folder of identities, ROOT/<person>/<image>")->required();
   app.add_option("--out", a.out, "checkpoint folder; running again with the same folder resumes")->required();
-  app.add_option("--epochs", o.epochs, "epochs at most (early stopping may end sooner)")->check(CLI::Range(1, 100000));
+  example::add_schedule_options(app, o, "default blocks.13 and fc, the last residual block and projection of the face model");
   app.add_option("--steps", o.steps_per_epoch, "steps per epoch")->check(CLI::Range(1, 1000000));
-  app.add_option("--lr", o.learning_rate, "learning rate")->check(CLI::PositiveNumber);
   app.add_option("--margin", o.margin, "triplet margin, on raw distances")->check(CLI::PositiveNumber);
   app.add_option("--mining", a.mining, "how negatives are chosen in each batch")
       ->check(CLI::IsMember({"semi-hard", "hard", "random"}));
-  app.add_flag("--sgd", o.use_sgd, "SGD with momentum 0.9 instead of Adam");
-  app.add_option("--train", o.trainable, "parameter-name prefix to unfreeze (repeatable); default blocks.13 and fc, "
-                                         "the last residual block and projection of the face model");
 }
 
 }  // namespace
@@ -60,10 +56,7 @@ int main(int argc, char** argv) {
     const train::IdentityFolder everyone(people, 2);
     const auto [train_people, validation_people] = everyone.split(0.75, options.seed);
     const auto validation = train::sample_pairs(validation_people, 200, options.seed + 1);
-    FacePipelineOptions face_options;
-    face_options.center_fallback = true;
-    face_options.policy = FacePolicy::central;  // identity folders hold face-dataset photos
-    auto pipeline = FacePipeline::from_models(std::filesystem::path(model).parent_path(), face_options);
+    auto pipeline = example::training_pipeline(std::filesystem::path(model).parent_path(), model);
     train::FineTuner tuner(model, &pipeline, train_people, validation, options);
     std::cout << "finetune: " << train_people.people().size() << " training people, " << validation_people.people().size()
               << " validation people (" << validation.size() << " pairs), " << tuner.trainable_parameter_count()

@@ -4,8 +4,12 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <sstream>
+#include <unordered_set>
+
 using Approx = Catch::Detail::Approx;
 namespace train = siamese::train;
+namespace eval = siamese::eval;
 
 TEST_CASE("Losses match hand-computed values", "[train][losses]") {
   const auto d = torch::tensor({0.5, 2.0, 0.3});
@@ -142,4 +146,124 @@ TEST_CASE("Fine-tuning trains only the named parameters and resumes from checkpo
   options.trainable = {"no_such_parameter"};
   options.checkpoint_dir = dir / "other";
   CHECK_THROWS_AS(train::FineTuner(model, nullptr, people, validation, options), siamese::Error);
+}
+
+namespace {
+
+/// The tiny embedder cut in two, as tools/convert_keras_tfjs.py --split writes a network:
+/// forward(x) == top(stem(x)), stem [N,3,8,8] -> [N,6,8,8], top -> [N,5].
+torch::jit::Module split_student() {
+  const auto whole = fixtures::tiny_embedder(5, 11);
+  torch::jit::Module stem("Stem"), top("Top"), split("Split");
+  stem.register_parameter("conv_weight", whole.attr("conv_weight").toTensor(), false);
+  stem.register_parameter("conv_bias", whole.attr("conv_bias").toTensor(), false);
+  stem.define(R"JIT(
+    def forward(self, x):
+        return torch.relu(torch.conv2d(x, self.conv_weight, self.conv_bias, [1, 1], [1, 1]))
+  )JIT");
+  top.register_parameter("fc_weight", whole.attr("fc_weight").toTensor(), false);
+  top.define("def forward(self, x):\n    return torch.mm(x.mean([2, 3]), self.fc_weight.t())\n");
+  split.register_module("stem", stem);
+  split.register_module("top", top);
+  split.define("def forward(self, x):\n    return self.top.forward(self.stem.forward(x))\n");
+  return split;
+}
+
+}  // namespace
+
+TEST_CASE("Distillation trains the student's top towards the teacher's embeddings and resumes", "[train][distill]") {
+  fixtures::TempDir dir;
+  const auto teacher_file = fixtures::save_tiny_backbone(dir, "teacher.pt");
+  auto metadata = fixtures::tiny_metadata(5);
+  metadata.name = "student";
+  siamese::save_backbone(split_student(), dir / "student.pt", metadata);
+  std::vector<std::filesystem::path> images;
+  for (int i = 0; i < 6; ++i) {
+    cv::Mat image(8, 8, CV_8UC3, cv::Scalar(30 * i, 200 - 25 * i, 11 * i));
+    image.at<cv::Vec3b>(1, 2) = cv::Vec3b(255, 0, 0);  // not mirror-symmetric
+    images.push_back(dir / (std::to_string(i) + ".png"));
+    REQUIRE(cv::imwrite(images.back().string(), image));
+  }
+  const std::vector<eval::ImagePair> validation{{images[0], images[1], 1, 0}, {images[0], images[4], 0, 0},
+                                                {images[2], images[3], 1, 0}, {images[2], images[5], 0, 0}};
+  const siamese::TorchScriptBackbone teacher(teacher_file, fixtures::cpu_options());
+  train::DistillOptions options;
+  options.epochs = 4;
+  options.batch_size = 4;
+  options.learning_rate = 0.02;
+  options.patience = 10;
+  options.checkpoint_dir = dir / "run";
+
+  std::vector<train::EpochReport> reports;
+  {
+    train::Distiller distiller(dir / "student.pt", teacher, nullptr, images, validation, options);
+    CHECK(distiller.sample_count() == 12);  // each image and its mirror
+    CHECK(distiller.caches_stem());
+    CHECK(distiller.trainable_parameter_count() == 5 * 6 + 4 * 5 + 4);  // top, projection weight and bias
+    auto& module = distiller.backbone().module();
+    const auto stem_before = module.attr("stem").toModule().attr("conv_weight").toTensor().clone();
+    const auto top_before = module.attr("top").toModule().attr("fc_weight").toTensor().clone();
+    reports = distiller.run();
+    REQUIRE(reports.size() == 4);
+    CHECK(reports.back().loss < 0.5 * reports.front().loss);
+    CHECK(torch::equal(module.attr("stem").toModule().attr("conv_weight").toTensor(), stem_before));
+    CHECK_FALSE(torch::equal(module.attr("top").toModule().attr("fc_weight").toTensor(), top_before));
+  }
+  // best.pt is an ordinary backbone file with the teacher's embedding size.
+  const siamese::TorchScriptBackbone best(dir / "run" / "best.pt", fixtures::cpu_options(true));
+  CHECK(best.embedding_size() == 4);
+  CHECK(best.metadata().name == "student-distilled");
+  CHECK_THAT(best.metadata().weights, Catch::Contains("distilled from 'tiny-embedder' on 6 face photos"));
+  // Resuming: every epoch is done, nothing more to train.
+  train::Distiller resumed(dir / "student.pt", teacher, nullptr, images, validation, options);
+  CHECK(resumed.epochs_done() == 4);
+  CHECK(resumed.run().empty());
+
+  SECTION("a trainable stem is not cached, and trains") {
+    options.trainable = {"stem", "projection"};
+    options.epochs = 1;
+    options.checkpoint_dir = dir / "stem";
+    train::Distiller distiller(dir / "student.pt", teacher, nullptr, images, validation, options);
+    CHECK_FALSE(distiller.caches_stem());
+    auto stem = distiller.backbone().module().attr("stem").toModule();
+    const auto before = stem.attr("conv_weight").toTensor().clone();
+    distiller.run();
+    CHECK_FALSE(torch::equal(stem.attr("conv_weight").toTensor(), before));
+  }
+  SECTION("a student without a stem trains whole, with a projection") {
+    options.trainable = {"top"};
+    options.epochs = 1;
+    options.checkpoint_dir = dir / "whole";
+    train::Distiller distiller(teacher_file, teacher, nullptr, images, validation, options);
+    CHECK_FALSE(distiller.caches_stem());
+    CHECK(distiller.run().size() == 1);
+  }
+  SECTION("bad options are refused") {
+    options.checkpoint_dir = dir / "bad";
+    CHECK_THROWS_AS(train::Distiller(dir / "student.pt", teacher, nullptr, {}, validation, options), siamese::Error);
+    options.batch_size = 0;
+    CHECK_THROWS_AS(train::Distiller(dir / "student.pt", teacher, nullptr, images, validation, options), siamese::Error);
+    options.batch_size = 4;
+    options.trainable = {"no_such_parameter"};
+    CHECK_THROWS_AS(train::Distiller(dir / "student.pt", teacher, nullptr, images, validation, options), siamese::Error);
+  }
+}
+
+TEST_CASE("Identity folders leave out the people of a pair list", "[train][data]") {
+  fixtures::TempDir dir;
+  for (const char* person : {"Ann", "Bob", "Cid"}) {
+    std::filesystem::create_directories(dir / person);
+    for (int i = 1; i <= 2; ++i) {
+      REQUIRE(cv::imwrite((dir / person / (std::string(person) + "_000" + std::to_string(i) + ".jpg")).string(),
+                          cv::Mat(4, 4, CV_8UC3, cv::Scalar(i, 2, 3))));
+    }
+  }
+  std::istringstream list("1\nAnn\t1\t2\nAnn\t1\tBob\t2\n");
+  const auto people = eval::people_in(eval::parse_lfw_pairs(list, "list", dir.path()));
+  CHECK(people == std::unordered_set<std::string>{"Ann", "Bob"});
+  const auto kept = train::IdentityFolder(dir.path()).excluding(people);
+  REQUIRE(kept.people().size() == 1);
+  CHECK(kept.people()[0].name == "Cid");
+  CHECK(kept.images().size() == 2);
+  CHECK_THROWS_AS(train::IdentityFolder(dir.path()).excluding({"Ann", "Bob", "Cid"}), siamese::Error);
 }

@@ -17,10 +17,16 @@ Dropout (identity). Anything else, or an option these do not support, is an erro
 layer. Weights are matched by name, never by position (the manifest lists them alphabetically).
 
 Usage:
-  convert_keras_tfjs.py MODEL_JSON OUT.pt [--output LAYER] [--global-pool] [--size 299]
+  convert_keras_tfjs.py MODEL_JSON OUT.pt [--output LAYER] [--global-pool] [--split LAYER]
+                        [--random-init] [--size 299]
                         [--name NAME --weights TEXT --license TEXT [--scale S --mean M,M,M --std S,S,S]]
     --output LAYER   end at this layer (default: the model's output)
     --global-pool    end with a global average pool over H and W: [N,C,H,W] -> [N,C]
+    --split LAYER    write the module as `top(stem(x))`, the submodule `stem` ending at LAYER:
+                     a trainer that freezes the stem computes its output once per image
+                     (siamese::train::Distiller); every later layer must read only LAYER or
+                     layers after it
+    --random-init    fresh random weights (metadata says not pretrained): the control run
     --name NAME      store siamese.json (tools/siamese_metadata.py): a pretrained backbone at
                      --size with this name, weights source and licence; preprocessing
                      (x * scale - mean) / std, default Keras InceptionV3's x / 127.5 - 1
@@ -97,8 +103,9 @@ class BatchNorm(nn.Module):
 
     def __init__(self, mean, variance, gamma, beta, epsilon: float):
         super().__init__()
-        self.mean = nn.Parameter(torch.from_numpy(mean))
-        self.variance = nn.Parameter(torch.from_numpy(variance))
+        # Statistics are buffers, so that a trainer unfreezing this layer adapts gamma and beta only.
+        self.register_buffer("mean", torch.from_numpy(mean))
+        self.register_buffer("variance", torch.from_numpy(variance))
         self.gamma = nn.Parameter(torch.from_numpy(gamma))
         self.beta = nn.Parameter(torch.from_numpy(beta))
         self.epsilon = epsilon
@@ -241,7 +248,14 @@ def build_layer(layer, weights, channels):
     raise ConversionError(f"layer '{name}': layer type {kind} is not supported")
 
 
-def convert(model_json, output=None, global_pool=False):
+def _graph_class(name, lines, argument, result):
+    return (f"class {name}(nn.Module):\n"
+            "    def __init__(self, modules: dict):\n        super().__init__()\n"
+            "        for name, module in modules.items():\n            setattr(self, name, module)\n\n"
+            f"    def forward(self, {argument}: torch.Tensor) -> torch.Tensor:\n" + "\n".join(lines) + f"\n        return {result}\n\n\n")
+
+
+def convert(model_json, output=None, global_pool=False, split=None):
     """Returns (scripted module, facts) for the Keras model in `model_json`."""
     model_json = pathlib.Path(model_json)
     document = json.loads(model_json.read_text())
@@ -283,7 +297,7 @@ def convert(model_json, output=None, global_pool=False):
         order.append(name)
 
     visit(output)
-    modules, channels, lines, used = {}, {input_name: 3}, [], set()
+    modules, channels, lines = {}, {input_name: 3}, []
     variable = {input_name: "x"}
     for index, name in enumerate(order):
         layer = layers[name]
@@ -297,20 +311,32 @@ def convert(model_json, output=None, global_pool=False):
         attribute = f"layer{index}"
         modules[attribute] = module
         channels[name] = out_channels
-        used.update(f"{name}/{w}" for w in ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"))
         variable[name] = f"t{index}"
         argument = "[" + ", ".join(variable[s] for s in sources) + "]" if layer["class_name"] == "Concatenate" else variable[sources[0]]
-        lines.append(f"        {variable[name]} = self.{attribute}({argument})  # {name}")
+        lines.append((name, sources, attribute, f"        {variable[name]} = self.{attribute}({argument})  # {name}"))
     result = variable[output]
-    if global_pool:
-        lines.append(f"        {result} = {result}.mean(dim=[2, 3]) if {result}.dim() == 4 else {result}")
-    source = ("import torch\nfrom torch import nn\n\n\nclass KerasGraph(nn.Module):\n"
-              "    def __init__(self, modules: dict):\n        super().__init__()\n"
-              "        for name, module in modules.items():\n            setattr(self, name, module)\n\n"
-              "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n" + "\n".join(lines) + f"\n        return {result}\n")
+    ending = [f"        {result} = {result}.mean(dim=[2, 3]) if {result}.dim() == 4 else {result}"] if global_pool else []
+    if split is None:
+        source = _graph_class("KerasGraph", [line for *_, line in lines] + ending, "x", result)
+    else:
+        if split not in variable or split == input_name or split == output:
+            raise ConversionError(f"'{model_json}': --split '{split}' is not a layer between the input and '{output}'")
+        cut = [name for name, *_ in lines].index(split) + 1
+        after = {name for name, *_ in lines[cut:]} | {split}
+        for name, sources, *_ in lines[cut:]:
+            for source_name in sources:
+                if source_name not in after:
+                    raise ConversionError(f"layer '{name}' reads '{source_name}', which comes before the split at '{split}'")
+        source = (_graph_class("Stem", [line for *_, line in lines[:cut]], "x", variable[split]) +
+                  _graph_class("Top", [line for *_, line in lines[cut:]] + ending, variable[split], result) +
+                  "class KerasGraph(nn.Module):\n"
+                  "    def __init__(self, modules: dict):\n        super().__init__()\n"
+                  "        self.stem = Stem(modules['Stem'])\n        self.top = Top(modules['Top'])\n\n"
+                  "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        return self.top(self.stem(x))\n")
+        modules = {"Stem": {a: modules[a] for _, _, a, _ in lines[:cut]}, "Top": {a: modules[a] for _, _, a, _ in lines[cut:]}}
     with tempfile.TemporaryDirectory() as folder:
         path = pathlib.Path(folder) / "keras_graph.py"
-        path.write_text(source)
+        path.write_text("import torch\nfrom torch import nn\n\n\n" + source)
         spec = importlib.util.spec_from_file_location("keras_graph", path)
         generated = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(generated)
@@ -321,12 +347,28 @@ def convert(model_json, output=None, global_pool=False):
     return scripted, facts
 
 
+def randomise(module, seed=0):
+    """A fresh initialisation of every weight: He-normal kernels, zero biases, identity batch norm."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, value in list(module.named_parameters()) + list(module.named_buffers()):
+            leaf = name.rsplit(".", 1)[-1]
+            if value.dim() >= 2:
+                fan_in = value[0].numel()
+                value.copy_(torch.randn(value.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+            else:
+                value.fill_(1.0 if leaf in ("gamma", "variance") else 0.0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model_json")
     parser.add_argument("out")
     parser.add_argument("--output", help="end at this layer")
     parser.add_argument("--global-pool", action="store_true", help="end with a global average pool")
+    parser.add_argument("--split", help="write the module as top(stem(x)), the stem ending at this layer")
+    parser.add_argument("--random-init", action="store_true",
+                        help="replace the weights with a fresh random initialisation (a control for training)")
     parser.add_argument("--size", type=int, default=299, help="input side for the check run and the metadata")
     parser.add_argument("--name", help="write siamese.json with this model name")
     parser.add_argument("--weights", default="", help="where the weights come from (metadata)")
@@ -336,9 +378,11 @@ def main():
     parser.add_argument("--std", default="1,1,1")
     args = parser.parse_args()
     try:
-        module, facts = convert(args.model_json, args.output, args.global_pool)
+        module, facts = convert(args.model_json, args.output, args.global_pool, args.split)
     except ConversionError as error:
         sys.exit(f"convert_keras_tfjs: {error}")
+    if args.random_init:
+        randomise(module)
     with torch.no_grad():
         shape = tuple(module(torch.zeros(1, 3, args.size, args.size)).shape)
     if args.name:
@@ -346,7 +390,7 @@ def main():
             name=args.name, architecture=f"keras {facts['keras_version']} to '{facts['output']}'",
             height=args.size, width=args.size, scale=args.scale,
             mean=[float(v) for v in args.mean.split(",")], std=[float(v) for v in args.std.split(",")],
-            embedding_size=shape[1], pretrained=True, weights=args.weights, license=args.license)
+            embedding_size=shape[1], pretrained=not args.random_init, weights=args.weights, license=args.license)
         siamese_metadata.save(module, args.out, meta)
     else:
         module.save(args.out)

@@ -24,6 +24,12 @@ struct AlignedFace {
   bool center_fallback = false;         ///< no face was found; the chip is the image centre
 };
 
+/// The face chosen in a photo, before alignment.
+struct FoundFace {
+  FaceDetection detection;              ///< in source-image pixels
+  bool center_fallback = false;         ///< no face was found; the box is the image centre
+};
+
 /// How photos become face chips.
 struct FacePipelineOptions {
   int chip_size = 150;          ///< the backbone's input side
@@ -90,30 +96,38 @@ class FacePipeline {
   /// Throws as align_all().
   AlignedFace align(const cv::Mat& rgb, const std::string& name) { return align_batch({rgb}, {name}).front(); }
 
-  /// One face per image, element i for images[i], each as align() finds it: the detector's
-  /// detect_batch(), then one landmark call for the whole batch, whose fixed cost per call
-  /// outweighs its arithmetic (32 faces a call: 1.7x the faces/s of one at a time).
+  /// The face align() would align in each image, element i for images[i]: the detector's
+  /// detect_batch(), then the most central face under FacePolicy::central, else the largest;
+  /// with none, the central center_fraction of the image when center_fallback is on.
   /// Requires: one name per image (names label errors). Throws NoFaceFound naming the first
   /// image without a face when center_fallback is off; ImageError for an image that is not
   /// 8-bit RGB.
-  std::vector<AlignedFace> align_batch(const std::vector<cv::Mat>& images, const std::vector<std::string>& names) {
+  std::vector<FoundFace> find_faces(const std::vector<cv::Mat>& images, const std::vector<std::string>& names) {
     if (images.size() != names.size()) {
-      throw Error("FacePipeline::align_batch needs one name per image, got " + std::to_string(images.size()) +
-                  " images and " + std::to_string(names.size()) + " names");
+      throw Error("FacePipeline needs one name per image, got " + std::to_string(images.size()) + " images and " +
+                  std::to_string(names.size()) + " names");
     }
     if (images.empty()) return {};
     for (const auto& rgb : images) detail::check_rgb(rgb, "FacePipeline");
     const auto found = detector_->detect_batch(images);
     const auto policy = options_.policy == FacePolicy::central ? FacePolicy::central : FacePolicy::largest;
-    std::vector<FaceDetection> detections;
-    std::vector<bool> centre;
+    std::vector<FoundFace> faces;
     for (std::size_t i = 0; i < images.size(); ++i) {
       const auto chosen = chosen_faces(found[i], images[i], names[i], policy);
-      detections.push_back(chosen.detections.front());
-      centre.push_back(chosen.centre);
+      faces.push_back({chosen.detections.front(), chosen.centre});
     }
+    return faces;
+  }
+
+  /// One face per image, element i for images[i], each as align() finds it: find_faces(),
+  /// then one landmark call for the whole batch, whose fixed cost per call outweighs its
+  /// arithmetic (32 faces a call: 1.7x the faces/s of one at a time). Throws as find_faces().
+  std::vector<AlignedFace> align_batch(const std::vector<cv::Mat>& images, const std::vector<std::string>& names) {
+    const auto found = find_faces(images, names);
+    std::vector<FaceDetection> detections;
+    for (const auto& face : found) detections.push_back(face.detection);
     auto faces = align_detections(images, detections);
-    for (std::size_t i = 0; i < faces.size(); ++i) faces[i].center_fallback = centre[i];
+    for (std::size_t i = 0; i < faces.size(); ++i) faces[i].center_fallback = found[i].center_fallback;
     return faces;
   }
 

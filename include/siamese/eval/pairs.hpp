@@ -222,4 +222,15 @@ inline std::vector<std::filesystem::path> distinct_images(const PairList& list) 
   return images;
 }
 
+/// The people of a list: the names of the folders its images are in (LFW's layout,
+/// root/<person>/<image>), e.g. to keep them out of training.
+inline std::unordered_set<std::string> people_in(const PairList& list) {
+  std::unordered_set<std::string> people;
+  for (const auto& pair : list.pairs) {
+    people.insert(pair.a.parent_path().filename().string());
+    people.insert(pair.b.parent_path().filename().string());
+  }
+  return people;
+}
+
 }  // namespace siamese::eval

@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <random>
+#include <iterator>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace siamese::train {
@@ -53,6 +55,23 @@ class IdentityFolder {
   }
 
   const std::vector<Person>& people() const { return people_; }
+
+  /// Every image of every person, people in name order.
+  std::vector<std::filesystem::path> images() const {
+    std::vector<std::filesystem::path> all;
+    for (const auto& person : people_) all.insert(all.end(), person.images.begin(), person.images.end());
+    return all;
+  }
+
+  /// The folder without the people whose folder names are in `names` (e.g. the people of a
+  /// test pair list, so that nothing trains on them). Throws Error when nobody is left.
+  IdentityFolder excluding(const std::unordered_set<std::string>& names) const {
+    std::vector<Person> kept;
+    std::copy_if(people_.begin(), people_.end(), std::back_inserter(kept),
+                 [&](const Person& person) { return names.count(person.name) == 0; });
+    if (kept.empty()) throw Error("excluding " + std::to_string(names.size()) + " people leaves nobody");
+    return IdentityFolder(std::move(kept));
+  }
 
   /// Splits people (not images) into two folders' worth, e.g. train and validation, so that no
   /// person is in both. `fraction` of the people, chosen with `seed`, go to the first part.
