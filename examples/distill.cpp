@@ -14,9 +14,13 @@
 // Models needed: the student and the teacher, and the detector and landmark models beside the
 // teacher (tools/setup-models.sh).
 //
+// With --export FOLDER it trains nothing: it writes the aligned chips and the teacher's
+// embeddings of them (Distiller::export_samples) for training on another machine, such as a
+// GPU with tools/distill_gpu.py, whose weights go back into OUT/start.pt.
+//
 // Usage: distill --student S --teacher T --people ROOT --out DIR [--exclude PAIRS]...
 //                [--epochs N] [--lr X] [--decay-every N] [--batch N] [--no-mirror] [--sgd]
-//                [--train PREFIX]... [--name NAME]
+//                [--train PREFIX]... [--name NAME] [--export FOLDER [--export-format png|webp|jpg] [--export-quality Q]]
 // (distill --help lists every option with its default.)
 
 #include "example_main.hpp"
@@ -31,6 +35,8 @@ struct Arguments {
   std::string student, teacher, people, out;
   std::vector<std::string> exclude;
   bool no_mirror = false;
+  std::string export_folder, export_format = "png";
+  int export_quality = 95;
   siamese::train::DistillOptions options;
 };
 
@@ -45,6 +51,10 @@ void add_arguments(CLI::App& app, Arguments& a) {
   app.add_option("--batch", o.batch_size, "chips per step")->check(CLI::Range(1, 4096));
   app.add_flag("--no-mirror", a.no_mirror, "do not also learn each chip's mirror image");
   app.add_option("--name", o.name, "the student's name in its metadata (default: its own + \"-distilled\")");
+  app.add_option("--export", a.export_folder, "train nothing: write the chips and the teacher's embeddings here");
+  app.add_option("--export-format", a.export_format, "chip files: png (lossless), webp or jpg")
+      ->check(CLI::IsMember({"png", "webp", "jpg"}));
+  app.add_option("--export-quality", a.export_quality, "webp or jpg quality")->check(CLI::Range(1, 100));
 }
 
 }  // namespace
@@ -69,12 +79,21 @@ int main(int argc, char** argv) {
     const auto validation = train::sample_pairs(validation_people, 400, options.seed + 1);
     const TorchScriptBackbone teacher(args.teacher);
     auto pipeline = example::training_pipeline(std::filesystem::path(args.teacher).parent_path(), args.student);
-    train::Distiller distiller(args.student, teacher, &pipeline, train_people.images(), validation, options);
+    // An export is for training elsewhere, which holds back its own validation people.
+    const auto& training = args.export_folder.empty() ? train_people : everyone;
+    train::Distiller distiller(args.student, teacher, &pipeline, training.images(), validation, options);
     std::cout << "distill: " << excluded.size() << " people excluded, " << train_people.people().size()
               << " training people (" << distiller.sample_count() << " samples), " << validation_people.people().size()
               << " validation people (" << validation.size() << " pairs), " << distiller.trainable_parameter_count()
               << " trainable parameters, stem " << (distiller.caches_stem() ? "cached" : "not cached")
               << ", starting at epoch " << distiller.epochs_done() << std::endl;
+    if (!args.export_folder.empty()) {
+      distiller.export_samples(args.export_folder, "." + args.export_format, args.export_quality, stderr_progress());
+      std::cout << "exported " << training.images().size() << " chips and their teacher embeddings to "
+                << args.export_folder << "; the student to train is " << (std::filesystem::path(args.out) / "start.pt").string()
+                << std::endl;
+      return 0;
+    }
     auto start = std::chrono::steady_clock::now();
     const auto seconds = [&start] {
       const auto now = std::chrono::steady_clock::now();

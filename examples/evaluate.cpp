@@ -209,19 +209,15 @@ int main(int argc, char** argv) {
               << (std::filesystem::path(args.out) / "roc.png").string() << '\n';
 
     const auto calibration_file = eval::calibration_path_for(args.model);
-    if (args.calibrate.empty() && std::filesystem::exists(calibration_file)) {
+    if (const auto c = args.calibrate.empty() ? eval::load_calibration_for(args.model, backbone.metadata().name)
+                                              : std::nullopt) {
       // A threshold chosen on other pairs (e.g. --calibrate on a training list), measured here.
-      const auto c = eval::load_calibration(calibration_file);
-      if (c.model_name != backbone.metadata().name) {
-        throw MetadataError("'" + calibration_file.string() + "' was made for model '" + c.model_name + "', not '" +
-                            backbone.metadata().name + "'");
-      }
       std::size_t correct = 0;
       for (std::size_t i = 0; i < distances.size(); ++i) {
-        correct += is_match<EuclideanDistance>(distances[i], c.distance_threshold) == (labels[i] == 1);
+        correct += is_match<EuclideanDistance>(distances[i], c->distance_threshold) == (labels[i] == 1);
       }
       std::cout << "calibrated       accuracy " << static_cast<double>(correct) / distances.size() << " at distance "
-                << c.distance_threshold << " (" << c.criterion << " on " << c.pairs << " other pairs, "
+                << c->distance_threshold << " (" << c->criterion << " on " << c->pairs << " other pairs, "
                 << calibration_file.string() << ")\n";
     }
     if (!args.calibrate.empty()) {

@@ -2,8 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <fstream>
 #include <sstream>
 #include <unordered_set>
 
@@ -237,6 +240,42 @@ TEST_CASE("Distillation trains the student's top towards the teacher's embedding
     train::Distiller distiller(teacher_file, teacher, nullptr, images, validation, options);
     CHECK_FALSE(distiller.caches_stem());
     CHECK(distiller.run().size() == 1);
+  }
+  SECTION("the training set is exported for training elsewhere, the student untouched") {
+    options.checkpoint_dir = dir / "export";
+    train::Distiller distiller(dir / "student.pt", teacher, nullptr, images, validation, options);
+    const auto folder = dir / "samples";
+    distiller.export_samples(folder);
+    for (std::size_t i = 0; i < images.size(); ++i) {  // no pipeline: the chips are the images, lossless
+      const auto chip = cv::imread((folder / "chips" / ("00000" + std::to_string(i) + ".png")).string());
+      REQUIRE_FALSE(chip.empty());
+      CHECK(cv::norm(chip, cv::imread(images[i].string()), cv::NORM_INF) == 0);
+    }
+    std::ifstream samples(folder / "samples.tsv");
+    std::string line;
+    std::vector<std::string> lines;
+    while (std::getline(samples, line)) lines.push_back(line);
+    REQUIRE(lines.size() == 6);
+    CHECK(lines[5] == "5\t" + images[5].parent_path().filename().string() + "\t" + images[5].string());
+    // [images, chip and mirror, D] float16: image 3's chip and mirror image, the teacher's embeddings of
+    // the image and of its flip.
+    auto targets = torch::empty({6, 2, 4}, torch::kHalf);
+    std::ifstream(folder / "targets.f16", std::ios::binary)
+        .read(static_cast<char*>(targets.data_ptr()), static_cast<std::streamsize>(targets.nbytes()));
+    REQUIRE(std::filesystem::file_size(folder / "targets.f16") == targets.nbytes());
+    const auto image = siamese::read_image(images[3]);
+    cv::Mat flipped;
+    cv::flip(image, flipped, 1);
+    const auto expected = teacher.embed(siamese::to_input_batch({image, flipped}, teacher.input_spec()));
+    CHECK(torch::allclose(targets[3].to(torch::kFloat32), expected, 2e-3, 1e-4));
+    const auto facts = nlohmann::json::parse(std::ifstream(folder / "samples.json"));
+    CHECK(facts["images"] == 6);
+    CHECK(facts["mirror"] == true);
+    CHECK(facts["embedding_size"] == 4);
+    CHECK(facts["side"] == 8);
+    CHECK(facts["extension"] == ".png");
+    CHECK(facts["teacher"] == "tiny-embedder");
+    CHECK_FALSE(std::filesystem::exists(dir / "export" / "last.pt"));
   }
   SECTION("bad options are refused") {
     options.checkpoint_dir = dir / "bad";

@@ -99,9 +99,11 @@ class Conv2d(nn.Module):
 
 
 class BatchNorm(nn.Module):
-    """Inference batch normalisation: (x - mean) / sqrt(variance + epsilon) * gamma + beta."""
+    """(x - mean) / sqrt(variance + epsilon) * gamma + beta with the stored statistics; in
+    training mode (a trainer's .train()) with the batch's, updating the stored ones as Keras does
+    (moving = momentum * moving + (1 - momentum) * batch)."""
 
-    def __init__(self, mean, variance, gamma, beta, epsilon: float):
+    def __init__(self, mean, variance, gamma, beta, epsilon: float, momentum: float):
         super().__init__()
         # Statistics are buffers, so that a trainer unfreezing this layer adapts gamma and beta only.
         self.register_buffer("mean", torch.from_numpy(mean))
@@ -109,9 +111,11 @@ class BatchNorm(nn.Module):
         self.gamma = nn.Parameter(torch.from_numpy(gamma))
         self.beta = nn.Parameter(torch.from_numpy(beta))
         self.epsilon = epsilon
+        self.momentum = momentum
 
     def forward(self, x):
-        return F.batch_norm(x, self.mean, self.variance, self.gamma, self.beta, False, 0.0, self.epsilon)
+        return F.batch_norm(x, self.mean, self.variance, self.gamma, self.beta, self.training, 1.0 - self.momentum,
+                            self.epsilon)
 
 
 class Pool2d(nn.Module):
@@ -220,7 +224,8 @@ def build_layer(layer, weights, channels):
         variance = _weight(weights, name, "moving_variance", [count])
         gamma = _weight(weights, name, "gamma", [count]) if config.get("scale", True) else np.ones(count, np.float32)
         beta = _weight(weights, name, "beta", [count]) if config.get("center", True) else np.zeros(count, np.float32)
-        return BatchNorm(mean, variance, gamma, beta, float(config.get("epsilon", 1e-3))), count
+        return BatchNorm(mean, variance, gamma, beta, float(config.get("epsilon", 1e-3)),
+                         float(config.get("momentum", 0.99))), count
     if kind == "Activation":
         return Activation(_activation(config, name)), channels
     if kind in ("MaxPooling2D", "AveragePooling2D"):
@@ -257,6 +262,12 @@ def _graph_class(name, lines, argument, result):
 
 def convert(model_json, output=None, global_pool=False, split=None):
     """Returns (scripted module, facts) for the Keras model in `model_json`."""
+    return build(model_json, output, global_pool, split, script=True)
+
+
+def build(model_json, output=None, global_pool=False, split=None, script=False):
+    """Returns (module, facts) for the Keras model in `model_json`, in eval mode: scripted, or a
+    plain nn.Module for training in Python (tools/distill_gpu.py)."""
     model_json = pathlib.Path(model_json)
     document = json.loads(model_json.read_text())
     topology = document.get("modelTopology", document)
@@ -341,10 +352,11 @@ def convert(model_json, output=None, global_pool=False, split=None):
         generated = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(generated)
         graph = generated.KerasGraph(modules).eval()
-        scripted = torch.jit.script(graph)
+        # Scripting reads the generated classes' source from this file, so it happens here.
+        module = torch.jit.script(graph) if script else graph
     facts = {"layers": len(order) - 1, "parameters": sum(p.numel() for p in graph.parameters()),
              "keras_version": document.get("modelTopology", {}).get("keras_version"), "output": output}
-    return scripted, facts
+    return module, facts
 
 
 def randomise(module, seed=0):

@@ -11,6 +11,7 @@ packages=(
   libfaiss-dev                         # optional FAISS gallery index (siamese::faiss)
   libopenblas0-openmp                  # fast BLAS for LibTorch (the reference BLAS is slow)
   python3-torch python3-torchvision    # tools/: model export and conversion
+  python3-pil                          # tools/distill_gpu.py: reading exported chips
   opencv-data                          # Haar cascades
   clang libclang-rt-14-dev             # fuzzers: libFuzzer with ASan/UBSan (tools/run-fuzzers.sh)
   ca-certificates

@@ -188,17 +188,10 @@ using CosineFaceVerifier = SiameseNet<TorchScriptBackbone, CosineDistance, Sigmo
 /// Throws as TorchScriptBackbone; MetadataError when the calibration names another model.
 inline FaceVerifier load_face_verifier(const std::filesystem::path& model, BackboneOptions options = {}) {
   TorchScriptBackbone backbone(model, std::move(options));
-  const auto calibration_file = eval::calibration_path_for(model);
-  std::error_code ec;
-  if (std::filesystem::exists(calibration_file, ec)) {
-    const auto calibration = eval::load_calibration(calibration_file);
-    if (calibration.model_name != backbone.metadata().name) {
-      throw MetadataError("calibration '" + calibration_file.string() + "' was made for model '" +
-                          calibration.model_name + "', not '" + backbone.metadata().name + "'");
-    }
-    const SigmoidHeadOptions head_options{calibration.weight, calibration.bias};
+  if (const auto calibration = eval::load_calibration_for(model, backbone.metadata().name)) {
+    const SigmoidHeadOptions head_options{calibration->weight, calibration->bias};
     FaceVerifier net(std::move(backbone), EuclideanDistance{}, SigmoidHead(head_options));
-    const double logit = head_options.weight * calibration.distance_threshold + head_options.bias;
+    const double logit = head_options.weight * calibration->distance_threshold + head_options.bias;
     net.set_decision_threshold(std::clamp(1.0 / (1.0 + std::exp(-logit)), 1e-12, 1.0 - 1e-12));
     return net;
   }

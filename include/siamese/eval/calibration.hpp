@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,22 @@ inline Calibration load_calibration(const std::filesystem::path& file) {
   } catch (const nlohmann::json::exception& e) {
     throw MetadataError("calibration '" + file.string() + "' is malformed: " + e.what());
   }
+}
+
+/// The calibration beside `model` (calibration_path_for), if there is one.
+/// Throws as load_calibration, and MetadataError when it was made for a model other than
+/// `model_name` (a threshold fitted to one model's distances means nothing for another's).
+inline std::optional<Calibration> load_calibration_for(const std::filesystem::path& model,
+                                                       const std::string& model_name) {
+  const auto file = calibration_path_for(model);
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return std::nullopt;
+  auto calibration = load_calibration(file);
+  if (calibration.model_name != model_name) {
+    throw MetadataError("calibration '" + file.string() + "' was made for model '" + calibration.model_name +
+                        "', not '" + model_name + "'");
+  }
+  return calibration;
 }
 
 }  // namespace siamese::eval

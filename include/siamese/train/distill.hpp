@@ -8,13 +8,18 @@
 #include <siamese/progress.hpp>
 #include <siamese/train/epoch_trainer.hpp>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <string>
@@ -89,9 +94,74 @@ class Distiller : public detail::EpochTrainer<DistillOptions> {
   /// in images). Throws the first unreadable image's error, naming the file.
   void prepare(const ProgressCallback& progress = {}) {
     if (!inputs_.empty()) return;
+    const auto& student_spec = backbone_->input_spec();
+    for_each_chunk(progress, [&](std::size_t, std::vector<cv::Mat>& chips, const torch::Tensor& targets) {
+      auto inputs = to_input_batch(chips, student_spec);
+      if (cache_stem_) inputs = backbone_->module().attr("stem").toModule().forward({inputs}).toTensor();
+      inputs = inputs.to(torch::kHalf);
+      for (std::int64_t i = 0; i < inputs.size(0); ++i) {
+        inputs_.push_back(inputs[i].clone());
+        targets_.push_back(targets[i].clone());
+      }
+    });
+  }
+
+  /// Writes the training set that prepare() computes, for training elsewhere (a GPU machine:
+  /// tools/distill_gpu.py), into `folder`:
+  ///   chips/NNNNNN<extension>  image N's aligned chip, at the student's input side, as
+  ///                            cv::imwrite writes it (".png" lossless; ".webp" / ".jpg" at
+  ///                            `quality`); a mirror image is its horizontal flip
+  ///   samples.tsv              "index<TAB>person<TAB>source file" per image, in order
+  ///   targets.f16              float16, little-endian, [images, 2 if mirror else 1, D]: the
+  ///                            teacher's embedding of the chip (and of its mirror image)
+  ///   samples.json             image count, mirror, D, chip side, extension, teacher name
+  /// Ensures: nothing in the student is trained or changed. Throws the first unreadable
+  /// image's error, naming the file, and FileError when a file cannot be written.
+  void export_samples(const std::filesystem::path& folder, const std::string& extension = ".png", int quality = 95,
+                      const ProgressCallback& progress = {}) {
+    std::filesystem::create_directories(folder / "chips");
+    std::ofstream samples(folder / "samples.tsv"), targets(folder / "targets.f16", std::ios::binary);
+    if (!samples || !targets) throw FileError("cannot write the distillation samples in '" + folder.string() + "'");
+    const std::vector<int> parameters = {extension == ".webp" ? cv::IMWRITE_WEBP_QUALITY : cv::IMWRITE_JPEG_QUALITY,
+                                         quality};
+    const std::int64_t views = options_.mirror ? 2 : 1;
+    for_each_chunk(progress, [&](std::size_t first, std::vector<cv::Mat>& chips, const torch::Tensor& embeddings) {
+      const auto images = static_cast<std::int64_t>(chips.size()) / views;
+      // [views * images, D] -> [images, views, D]: each image's chip, then its mirror image.
+      const auto ordered = embeddings.view({views, images, -1}).transpose(0, 1).contiguous().to(torch::kHalf);
+      targets.write(static_cast<const char*>(ordered.data_ptr()), static_cast<std::streamsize>(ordered.nbytes()));
+      for (std::int64_t i = 0; i < images; ++i) {
+        const auto index = first + static_cast<std::size_t>(i);
+        char name[16];
+        std::snprintf(name, sizeof name, "%06zu", index);
+        const auto file = folder / "chips" / (name + extension);
+        cv::Mat bgr;  // the library's images are RGB; image files are written from BGR
+        cv::cvtColor(chips[static_cast<std::size_t>(i)], bgr, cv::COLOR_RGB2BGR);
+        if (!cv::imwrite(file.string(), bgr, parameters)) {
+          throw FileError("cannot write the chip '" + file.string() + "'");
+        }
+        samples << index << '\t' << images_[index].parent_path().filename().string() << '\t' << images_[index].string()
+                << '\n';
+      }
+    });
+    if (!samples.flush() || !targets.flush()) throw FileError("cannot write the distillation samples in '" + folder.string() + "'");
+    nlohmann::json facts = {{"images", images_.size()},
+                            {"mirror", options_.mirror},
+                            {"embedding_size", teacher_.embedding_size()},
+                            {"side", backbone_->input_spec().width},
+                            {"extension", extension},
+                            {"teacher", teacher_.metadata().name}};
+    siamese::detail::write_file_atomically(folder / "samples.json", facts.dump(2) + "\n", "distillation samples");
+  }
+
+ private:
+  /// Calls consume(first image index, chips, teacher embeddings) for every chunk of up to 32
+  /// images, in order: their aligned chips, then (with mirror) the chips' mirror images, and
+  /// the teacher's embeddings of all of them, [chips, D] float32 on the CPU.
+  template <class Consume>
+  void for_each_chunk(const ProgressCallback& progress, Consume consume) {
     torch::NoGradGuard no_grad;
     ProgressCounter counter(progress, "distillation data", "images", images_.size());
-    const auto& student_spec = backbone_->input_spec();
     constexpr std::size_t chunk = 32;
     for (std::size_t first = 0; first < images_.size(); first += chunk) {
       const std::size_t last = std::min(images_.size(), first + chunk);
@@ -115,18 +185,11 @@ class Distiller : public detail::EpochTrainer<DistillOptions> {
         }
       }
       const auto targets = teacher_.embed(to_input_batch(chips, teacher_.input_spec())).to(torch::kCPU);
-      auto inputs = to_input_batch(chips, student_spec);
-      if (cache_stem_) inputs = backbone_->module().attr("stem").toModule().forward({inputs}).toTensor();
-      inputs = inputs.to(torch::kHalf);
-      for (std::int64_t i = 0; i < inputs.size(0); ++i) {
-        inputs_.push_back(inputs[i].clone());
-        targets_.push_back(targets[i].clone());
-      }
+      consume(first, chips, targets);
       counter.advance(last - first);
     }
   }
 
- private:
   int steps_per_epoch() const override {
     return static_cast<int>((sample_count() + static_cast<std::size_t>(options_.batch_size) - 1) /
                             static_cast<std::size_t>(options_.batch_size));
