@@ -114,7 +114,8 @@ class Distiller : public detail::EpochTrainer<DistillOptions> {
   ///   samples.tsv              "index<TAB>person<TAB>source file" per image, in order
   ///   targets.f16              float16, little-endian, [images, 2 if mirror else 1, D]: the
   ///                            teacher's embedding of the chip (and of its mirror image)
-  ///   samples.json             image count, mirror, D, chip side, extension, teacher name
+  ///   samples.json             image count, mirror, D, chip side, extension, teacher name;
+  ///                            written last, so a folder without it is an unfinished export
   /// Ensures: nothing in the student is trained or changed. Throws the first unreadable
   /// image's error, naming the file, and FileError when a file cannot be written.
   void export_samples(const std::filesystem::path& folder, const std::string& extension = ".png", int quality = 95,
