@@ -276,6 +276,12 @@ TEST_CASE("Distillation trains the student's top towards the teacher's embedding
     CHECK(facts["extension"] == ".png");
     CHECK(facts["teacher"] == "tiny-embedder");
     CHECK_FALSE(std::filesystem::exists(dir / "export" / "last.pt"));
+    // Where nothing can be written, a FileError names the place.
+    CHECK_THROWS_WITH(distiller.export_samples(dir / "student.pt" / "samples"),
+                      Catch::Contains("cannot create '") && Catch::Contains("student.pt"));
+    std::filesystem::create_directories(dir / "blocked" / "chips" / "000000.png");  // a folder where a chip goes
+    CHECK_THROWS_WITH(distiller.export_samples(dir / "blocked"), Catch::Contains("cannot write the chip '"));
+    CHECK_THROWS_AS(distiller.export_samples(dir / "blocked"), siamese::FileError);
   }
   SECTION("bad options are refused") {
     options.checkpoint_dir = dir / "bad";

@@ -42,6 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+try:
+    import cv2
+except ImportError:
+    cv2 = None
+    from PIL import Image
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import siamese_metadata  # noqa: E402
 
@@ -59,13 +65,13 @@ def read_samples(folder):
     folder = pathlib.Path(folder)
     try:
         facts = json.loads((folder / "samples.json").read_text())
+        rows = [line.split("\t") for line in (folder / "samples.tsv").read_text().splitlines() if line]
+        targets = np.fromfile(folder / "targets.f16", dtype="<f2")
     except (OSError, ValueError) as error:
-        raise DistillError(f"'{folder / 'samples.json'}' is not readable: {error}") from error
-    rows = [line.split("\t") for line in (folder / "samples.tsv").read_text().splitlines() if line]
+        raise DistillError(f"'{folder}' is not a distill --export folder: {error}") from error
     if len(rows) != facts["images"]:
         raise DistillError(f"'{folder / 'samples.tsv'}' lists {len(rows)} images, samples.json says {facts['images']}")
     views, size = 2 if facts["mirror"] else 1, facts["embedding_size"]
-    targets = np.fromfile(folder / "targets.f16", dtype="<f2")
     if targets.size != len(rows) * views * size:
         raise DistillError(f"'{folder / 'targets.f16'}' holds {targets.size} values, "
                            f"{len(rows)} images x {views} views x {size} need {len(rows) * views * size}")
@@ -74,16 +80,18 @@ def read_samples(folder):
 
 
 def decode_rgb(file):
-    try:
-        import cv2
+    """[H,W,3] uint8 RGB, with OpenCV where Python has it (the GPU machine), else Pillow."""
+    if cv2 is not None:
         image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DistillError(f"'{file}' is not a readable image")
-        return image[:, :, ::-1]
-    except ImportError:
-        from PIL import Image
-        with Image.open(file) as image:
-            return np.asarray(image.convert("RGB"))
+        if image is not None:
+            return image[:, :, ::-1]
+    else:
+        try:
+            with Image.open(file) as image:
+                return np.asarray(image.convert("RGB"))
+        except (OSError, ValueError):
+            pass
+    raise DistillError(f"'{file}' is not a readable image")
 
 
 def split_people(people, holdout, seed):
@@ -93,8 +101,10 @@ def split_people(people, holdout, seed):
     held = {names[i] for i in order[:max(1, int(round(holdout * len(names))))]}
     train = [i for i, p in enumerate(people) if p not in held]
     validation = [i for i, p in enumerate(people) if p in held]
-    if not train or not validation:
-        raise DistillError(f"holding back {holdout} of {len(names)} people leaves nothing to train or to validate on")
+    # Validation pairs need two held-back people, one of them with two photos.
+    if not train or len(held) < 2 or len(validation) == len(held):
+        raise DistillError(f"holding back {holdout} of {len(names)} people leaves nothing to train on, or no "
+                           "validation pairs (two people, one with two photos, are needed)")
     return train, validation
 
 

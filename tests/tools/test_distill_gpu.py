@@ -123,18 +123,45 @@ class DistillGpu(unittest.TestCase):
         self.assertIn("teacher here vs exported targets", output)
         self.assertTrue((self.folder / "taught" / "weights-0.npz").exists())
 
-    def test_refusals_name_what_is_wrong(self):
-        (self.folder / "data" / "samples.tsv").write_text("0\tperson_0\tx.jpg\n")
-        result = self.tool("train", "--layers", self.folder / "model.json", "--data", self.folder / "data",
-                           "--out", self.folder / "bad")
+    def refused(self, *args):
+        result = self.tool(*args)
         self.assertNotEqual(result.returncode, 0)
-        self.assertIn("lists 1 images, samples.json says 18", result.stderr)
-        result = self.tool("import", "--start", self.start_file(), "--weights", self.folder, "--out", self.folder / "x.pt")
-        self.assertIn("no weights-*.npz in", result.stderr)
-        np.savez(self.folder / "weights-0.npz", **{"projection.weight": np.zeros((SIZE, 5), np.float16)})
-        result = self.tool("import", "--start", self.start_file(), "--weights", self.folder, "--out", self.folder / "x.pt")
-        self.assertIn("does not fit", result.stderr)
+        self.assertTrue(result.stderr.startswith("distill_gpu: "), result.stderr)
+        return result.stderr
 
+    def refused_training(self, *extra):
+        return self.refused("train", "--layers", self.folder / "model.json", "--output", "cat", "--data",
+                            self.folder / "data", "--out", self.folder / "bad", "--seconds", 1, "--batch", 4, *extra)
+
+    def test_refusals_name_what_is_wrong(self):
+        data = self.folder / "data"
+        self.assertIn("is not a distill --export folder", self.refused_training("--data", self.folder / "nothing"))
+        # Holding back one of six people leaves no different-person pairs to validate on.
+        self.assertIn("no validation pairs", self.refused_training("--holdout", 0.1))
+        chip = (data / "chips" / "000004.png").read_bytes()
+        (data / "chips" / "000004.png").write_bytes(b"not a PNG")
+        self.assertIn("000004.png' is not a readable image", self.refused_training())
+        (data / "chips" / "000004.png").write_bytes(chip)
+        targets = (data / "targets.f16").read_bytes()
+        (data / "targets.f16").write_bytes(targets[:-2])
+        self.assertIn("holds 143 values, 18 images x 2 views x 4 need 144", self.refused_training())
+        (data / "targets.f16").write_bytes(targets)
+        (data / "samples.tsv").write_text("0\tperson_0\tx.jpg\n")
+        self.assertIn("lists 1 images, samples.json says 18", self.refused_training())
+
+        start = self.start_file()
+        self.assertIn("no weights-*.npz in", self.refused("import", "--start", start, "--weights", self.folder, "--out",
+                                                          self.folder / "x.pt"))
+        np.savez(self.folder / "weights-0.npz", **{"projection.weight": np.zeros((SIZE, 5), np.float16)})
+        self.assertIn("does not fit", self.refused("import", "--start", start, "--weights", self.folder, "--out",
+                                                   self.folder / "x.pt"))
+        # Every name there, one shape wrong.
+        student = distill_gpu.build_student(self.folder / "model.json", "cat", SIDE, SIZE, False, 1)
+        state = {n: v.numpy() for n, v in student.state_dict().items()}
+        state["projection.bias"] = np.zeros(SIZE + 1, np.float16)
+        np.savez(self.folder / "weights-0.npz", **state)
+        self.assertIn("'projection.bias' has shape [5], ", self.refused("import", "--start", start, "--weights",
+                                                                        self.folder, "--out", self.folder / "x.pt"))
 
 if __name__ == "__main__":
     unittest.main()

@@ -120,7 +120,9 @@ class Distiller : public detail::EpochTrainer<DistillOptions> {
   /// image's error, naming the file, and FileError when a file cannot be written.
   void export_samples(const std::filesystem::path& folder, const std::string& extension = ".png", int quality = 95,
                       const ProgressCallback& progress = {}) {
-    std::filesystem::create_directories(folder / "chips");
+    std::error_code error;
+    std::filesystem::create_directories(folder / "chips", error);
+    if (error) throw FileError("cannot create '" + (folder / "chips").string() + "': " + error.message());
     std::ofstream samples(folder / "samples.tsv"), targets(folder / "targets.f16", std::ios::binary);
     if (!samples || !targets) throw FileError("cannot write the distillation samples in '" + folder.string() + "'");
     const std::vector<int> parameters = {extension == ".webp" ? cv::IMWRITE_WEBP_QUALITY : cv::IMWRITE_JPEG_QUALITY,
