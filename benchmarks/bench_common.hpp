@@ -38,7 +38,7 @@ inline std::string cpu_features() {
   return text;
 }
 
-/// Whether bfloat16 inference can be measured here: it needs AVX512-BF16 or AMX, without
+/// Whether bfloat16 inference is worth measuring here: it needs AVX512-BF16 or AMX, without
 /// which LibTorch emulates bf16 more slowly than it computes fp32.
 inline bool cpu_has_bf16() {
   const auto features = cpu_features();

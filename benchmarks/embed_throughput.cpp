@@ -3,7 +3,9 @@
 //
 // For each model and batch size: the library as users get it (frozen and optimised at load),
 // the library with optimisation off (the module as saved), and the optimised module fed
-// channels_last input. Achieved GFLOP/s come from the multiply-adds stored in the model's
+// channels_last input; on a CPU with AVX512-BF16 or AMX (or with --bf16), the module with
+// bfloat16 weights and input, and how far its embeddings fall from fp32's (elsewhere it prints
+// that it skipped bf16 and why). Achieved GFLOP/s come from the multiply-adds stored in the model's
 // metadata (counted by forward hooks at export). The CPU's peak is stated from a measured
 // clock and the FMA width; a large SGEMM gives the practical ceiling. With --python, the
 // results of benchmarks/python_baseline.py (run just before, same threads) are read and the
@@ -15,7 +17,7 @@
 // InceptionV3 at 299 and 224 and uses the face model from tools/setup-models.sh.
 //
 // Usage: embed_throughput --model FILE [--model FILE ...] [--batches 1,8,32] [--seconds 4]
-//                         [--threads N] [--python RESULTS.tsv]
+//                         [--threads N] [--python RESULTS.tsv] [--bf16 auto|on]
 
 #include <siamese/backbone.hpp>
 #include <siamese/detail/torchscript.hpp>
@@ -120,6 +122,7 @@ int main(int argc, char** argv) {
   double budget = 4.0;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::string python_results;
+  bool bf16 = bench::cpu_has_bf16();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--model") models.push_back(argv[i + 1]);
@@ -127,11 +130,12 @@ int main(int argc, char** argv) {
     else if (flag == "--seconds") budget = std::stod(argv[i + 1]);
     else if (flag == "--threads") threads = std::stoi(argv[i + 1]);
     else if (flag == "--python") python_results = argv[i + 1];
+    else if (flag == "--bf16") bf16 = std::string(argv[i + 1]) == "on" || bench::cpu_has_bf16();
     else models.clear(), i = argc;
   }
   if (models.empty()) {
     std::cerr << "usage: embed_throughput --model FILE [--model FILE ...] [--batches 1,8,32] [--seconds 4]\n"
-                 "                        [--threads N] [--python RESULTS.tsv]\n";
+                 "                        [--threads N] [--python RESULTS.tsv] [--bf16 auto|on]\n";
     return 2;
   }
   siamese::set_num_threads(threads);
@@ -142,8 +146,14 @@ int main(int argc, char** argv) {
   const auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
   const double sgemm = 2.0 * 2048 * 2048 * 2048 / seconds_per_call([&] { (void)torch::mm(a, b); }, 1.0) / 1e9;
   std::printf("threads %d, clock %.2f GHz (measured), fp32 peak %.0f GFLOP/s (%d cores x 2 FMA x 8 lanes x 2 x clock), "
-              "SGEMM 2048 %.0f GFLOP/s (%.0f%% of peak)\n\n",
+              "SGEMM 2048 %.0f GFLOP/s (%.0f%% of peak)\n",
               threads, ghz, peak, threads, sgemm, 100 * sgemm / peak);
+  std::printf("%s\n", bench::cpu_features().c_str());
+  if (!bf16) {
+    std::printf("bf16: skipped, this CPU has neither AVX512-BF16 nor AMX-BF16: LibTorch would emulate bfloat16, "
+                "slower than fp32 (--bf16 on runs it anyway)\n");
+  }
+  std::printf("\n");
 
   // python_baseline.py rows: model, side, batch, variant, images/s.
   std::map<std::tuple<std::string, std::int64_t, std::int64_t>, std::map<std::string, double>> python;
@@ -167,11 +177,18 @@ int main(int argc, char** argv) {
     const auto side = metadata.input.height;
     const double gflop_per_image = 2.0 * metadata.multiply_adds.value_or(0.0) / 1e9;
     auto module = library.module();
+    torch::jit::Module bf16_module;
+    if (bf16) {
+      bf16_module = torch::jit::load(file);
+      bf16_module.eval();
+      bf16_module.to(torch::kBFloat16);
+      bf16_module = torch::jit::freeze(bf16_module);
+    }
     for (const auto batch : batches) {
       const auto images = torch::rand({batch, 3, side, metadata.input.width});
       const auto channels_last = images.contiguous(torch::MemoryFormat::ChannelsLast);
       std::map<std::string, double> rates;
-      const std::vector<std::pair<std::string, std::function<void()>>> variants = {
+      std::vector<std::pair<std::string, std::function<void()>>> variants = {
           {"library (frozen+optimised)", [&] { (void)library.embed(images); }},
           {"library, optimisation off", [&] { (void)plain.embed(images); }},
           {"optimised, channels_last in", [&] {
@@ -179,6 +196,19 @@ int main(int argc, char** argv) {
              (void)module.forward({channels_last});
            }},
       };
+      const auto bf16_images = images.to(torch::kBFloat16);
+      if (bf16) {
+        variants.emplace_back("bf16 weights and input", [&] {
+          torch::InferenceMode guard;
+          (void)bf16_module.forward({bf16_images});
+        });
+        torch::InferenceMode guard;
+        const auto reference = library.embed(images);
+        const auto rounded = bf16_module.forward({bf16_images}).toTensor().to(torch::kFloat32);
+        std::printf("bf16 embeddings vs fp32, batch %lld: max abs diff %.3g, largest fp32 value %.3g\n",
+                    static_cast<long long>(batch), (rounded - reference).abs().max().item<double>(),
+                    reference.abs().max().item<double>());
+      }
       for (const auto& [variant, run] : variants) {
         const double seconds = seconds_per_call(run, budget);
         const double rate = static_cast<double>(batch) / seconds;

@@ -5,7 +5,8 @@
 //    batches of 32: decode, detect (tiny face detector, one call per input size per batch),
 //    landmarks + warp (one landmark call per batch), embed (the chips, with mirrors under
 //    --mirror). The shares say where time goes; "one at a time" repeats detection and
-//    landmarks per photo, as the library ran them before batching, for the ratio.
+//    landmarks per photo, as the library ran them before batching, for the ratio; the
+//    detector alone, coarse to fine and with every size merged, for theirs.
 // 2. End to end through ImageEmbedder, the path of evaluate and gallery enroll: with the
 //    preparing thread (decode, detect, align) overlapping the backbone, and without.
 // Each at the machine's threads and at one thread (--threads sets the first).
@@ -17,8 +18,10 @@
 //
 // Models needed: models/ from tools/setup-models.sh.
 // Usage: pipeline_breakdown --models DIR (--pairs FILE --root DIR | --photo-list FILE)
-//          [--max-photos 600] [--mirror] [--threads N] [--detector-sizes 416,192] [--peer RESULTS]
-//          [--synthetic N]
+//          [--max-photos 600] [--mirror] [--threads N] [--detector-sizes 416,192] [--merge-sizes]
+//          [--peer RESULTS] [--synthetic N]
+// The detector runs coarse to fine, as FacePipeline::from_models runs it; --merge-sizes runs
+// every input size and merges them instead.
 
 #include <siamese/eval.hpp>
 #include <siamese/siamese.hpp>
@@ -42,11 +45,17 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+siamese::TinyFaceDetectorOptions coarse_to_fine() {
+  siamese::TinyFaceDetectorOptions options;
+  options.coarse_to_fine = true;  // as FacePipeline::from_models sets it for one face per photo
+  return options;
+}
+
 struct Settings {
   std::filesystem::path models;
   std::vector<std::filesystem::path> photos;
   bool mirror = false;
-  siamese::TinyFaceDetectorOptions detector;
+  siamese::TinyFaceDetectorOptions detector = coarse_to_fine();
 };
 
 siamese::FacePipeline lfw_pipeline(const Settings& settings) {
@@ -113,6 +122,17 @@ void stage_breakdown(const Settings& settings, const siamese::TorchScriptBackbon
   }
   const double embed_s = since(start);
 
+  // The detector both ways: coarse to fine (the pipeline's default) and every size merged.
+  double detector_s[2] = {0, 0};
+  for (bool coarse : {true, false}) {
+    auto detector_options = settings.detector;
+    detector_options.coarse_to_fine = coarse;
+    TinyFaceDetector detector(settings.models / "faceapi_tiny_detector.pt", detector_options);
+    start = Clock::now();
+    for (std::size_t first = 0; first < images.size(); first += batch) (void)detector.detect_batch(slice(images, first, batch));
+    detector_s[coarse ? 0 : 1] = since(start);
+  }
+
   // The same detection and landmark work one photo at a time, for the batching ratio.
   start = Clock::now();
   for (std::size_t i = 0; i < images.size(); ++i) {
@@ -133,6 +153,9 @@ void stage_breakdown(const Settings& settings, const siamese::TorchScriptBackbon
   std::printf("  detect + landmarks + warp: %.1f%% of the time; batched %.2f ms/photo vs one at a time %.2f ms/photo: %.2fx\n",
               100 * (detect_s + align_s) / total, 1e3 * (detect_s + align_s) / n, 1e3 * single_s / n,
               single_s / (detect_s + align_s));
+  std::printf("  detector alone: coarse to fine %.2f ms/photo vs every size merged %.2f ms/photo: %.2fx%s\n",
+              1e3 * detector_s[0] / n, 1e3 * detector_s[1] / n, detector_s[1] / detector_s[0],
+              settings.detector.coarse_to_fine ? "" : " (the stages above merge every size: --merge-sizes)");
 }
 
 double end_to_end(const Settings& settings, const siamese::TorchScriptBackbone& backbone, std::size_t prefetch) {
@@ -182,6 +205,7 @@ int main(int argc, char** argv) {
     const std::string flag = argv[i];
     const bool has_value = i + 1 < argc;
     if (flag == "--mirror") settings.mirror = true;
+    else if (flag == "--merge-sizes") settings.detector.coarse_to_fine = false;
     else if (flag == "--models" && has_value) settings.models = argv[++i];
     else if (flag == "--pairs" && has_value) pairs_file = argv[++i];
     else if (flag == "--photo-list" && has_value) photo_list = argv[++i];
@@ -199,7 +223,8 @@ int main(int argc, char** argv) {
   const bool from_pairs = !pairs_file.empty() && !root.empty();
   if (settings.models.empty() || from_pairs == !photo_list.empty() || threads < 1) {
     std::cerr << "usage: pipeline_breakdown --models DIR (--pairs FILE --root DIR | --photo-list FILE) [--max-photos 600]\n"
-                 "         [--mirror] [--threads N] [--detector-sizes 416,192] [--peer RESULTS]\n";
+                 "         [--mirror] [--threads N] [--detector-sizes 416,192] [--merge-sizes] [--peer RESULTS]\n"
+                 "         [--synthetic N]\n";
     return 2;
   }
   try {

@@ -15,7 +15,7 @@
 // landmark models from tools/setup-models.sh (else the Haar cascade and box crops are used).
 //
 // Usage: evaluate --model M --pairs FILE --root DIR [--out DIR] [--mirror] [--batch N]
-//                 [--mirror-landmarks] [--jitters N]
+//                 [--mirror-landmarks] [--jitters N] [--every-detector-size]
 //                 [--cropped] [--linear-far] [--calibrate far=0.001|accuracy]
 // (evaluate --help lists every option with its default.)
 
@@ -36,7 +36,7 @@ namespace {
 
 struct Arguments {
   std::string model, pairs, root, out = ".", calibrate;
-  bool mirror = false, mirror_landmarks = false, cropped = false, linear_far = false;
+  bool mirror = false, mirror_landmarks = false, cropped = false, linear_far = false, every_detector_size = false;
   int jitters = 0;
   std::size_t batch = 32;
 };
@@ -51,6 +51,9 @@ void add_arguments(CLI::App& app, Arguments& a) {
   app.add_flag("--mirror-landmarks", a.mirror_landmarks, "average the landmarks with the mirror image's before aligning");
   app.add_option("--jitters", a.jitters, "also average N jittered copies of each chip (dlib's jitter_image)")
       ->check(CLI::Range(0, 1000));
+  app.add_flag("--every-detector-size", a.every_detector_size,
+               "run the face detector at every input size and merge (slower, more precise boxes) "
+               "instead of coarse to fine");
   app.add_flag("--cropped", a.cropped, "images are aligned crops: no detection, the centre is the face");
   app.add_flag("--linear-far", a.linear_far, "draw the ROC with a linear FAR axis instead of a logarithmic one");
   app.add_option("--calibrate", a.calibrate, "fit the head and a threshold on these pairs (far=0.001 or accuracy); "
@@ -149,6 +152,7 @@ int main(int argc, char** argv) {
       face_options.center_fallback = true;  // pair lists hold face photos: never drop a pair
       face_options.policy = FacePolicy::central;  // the subject of a face dataset is centred
       face_options.mirror_landmarks = args.mirror_landmarks;
+      face_options.coarse_to_fine_detection = !args.every_detector_size;
       pipeline.emplace(FacePipeline::from_models(std::filesystem::path(args.model).parent_path(), face_options, options.device));
     }
     EmbedderOptions embed_options;

@@ -372,8 +372,10 @@ TEST_CASE("The preparing thread changes neither embeddings, order, counters nor 
   siamese::EmbedderOptions in_turn;
   in_turn.batch_size = 3;
   in_turn.prefetch_batches = 0;
+  in_turn.release_memory_every = 0;
   auto pipelined = in_turn;
   pipelined.prefetch_batches = 1;
+  pipelined.release_memory_every = 2;  // freed memory handed back every batch or two: same results
   siamese::ImageEmbedder a(backbone, nullptr, in_turn), b(backbone, nullptr, pipelined);
   const auto expected = a.embed_files(files);
   const auto got = b.embed_files(files);

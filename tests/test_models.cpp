@@ -353,6 +353,54 @@ TEST_CASE("A trained InceptionV3 face verifier verifies the sample photos", "[mo
   check_sample_photos(net);
 }
 
+TEST_CASE("Coarse to fine detection keeps the first input size that finds a face", "[models][detect]") {
+  const auto model = env_path("SIAMESE_MODELS_DIR") / "faceapi_tiny_detector.pt";
+  siamese::TinyFaceDetectorOptions options;
+  options.coarse_to_fine = true;
+  options.photos_per_call = 3;
+  siamese::TinyFaceDetector coarse(model, options);
+  CHECK(coarse.input_sizes_for(250) == std::vector<int>{192, 256});  // smallest first
+  CHECK(coarse.input_sizes_for(1200) == std::vector<int>{192, 416});
+  std::vector<cv::Mat> photos;
+  for (const char* name : {"obama.jpg", "biden.jpg", "obama2.jpg", "biden2.jpg"}) {
+    photos.push_back(siamese::read_image(example_photo(name)));
+  }
+  photos.emplace_back(300, 300, CV_8UC3, cv::Scalar(128, 128, 128));  // no face: every size runs
+  const auto found = coarse.detect_batch(photos);
+  REQUIRE(found.size() == photos.size());
+  for (std::size_t i = 0; i < photos.size(); ++i) {
+    std::vector<siamese::FaceDetection> expected;
+    for (int size : coarse.input_sizes_for(std::max(photos[i].cols, photos[i].rows))) {
+      siamese::TinyFaceDetectorOptions one_size;
+      one_size.input_sizes = {size};
+      expected = siamese::TinyFaceDetector(model, one_size).detect(photos[i]);
+      if (!expected.empty()) break;
+    }
+    REQUIRE(found[i].size() == expected.size());
+    for (std::size_t f = 0; f < expected.size(); ++f) {
+      CHECK(std::abs(found[i][f].score - expected[f].score) < 1e-4F);
+      CHECK(cv::norm(found[i][f].box.tl() - expected[f].box.tl()) < 0.01);
+      CHECK(cv::norm(found[i][f].box.br() - expected[f].box.br()) < 0.01);
+    }
+  }
+  CHECK(found.back().empty());
+  CHECK_FALSE(found.front().empty());
+
+  // FacePipeline::from_models runs its detector coarse to fine unless told otherwise.
+  siamese::TinyFaceDetector merged(model);
+  for (bool coarse_pipeline : {true, false}) {
+    siamese::FacePipelineOptions pipeline_options;
+    pipeline_options.coarse_to_fine_detection = coarse_pipeline;
+    auto pipeline = siamese::FacePipeline::from_models(model.parent_path(), pipeline_options);
+    const auto chosen = pipeline.find_faces({photos.front()}, {"obama.jpg"}).front().detection;
+    const auto expected = siamese::select_faces(coarse_pipeline ? found.front() : merged.detect(photos.front()),
+                                                siamese::FacePolicy::largest)
+                              .front();
+    CHECK(cv::norm(chosen.box.tl() - expected.box.tl()) < 0.01);
+    CHECK(cv::norm(chosen.box.br() - expected.box.br()) < 0.01);
+  }
+}
+
 TEST_CASE("Batched detection, landmarks and alignment give what one photo at a time gives", "[models][detect][align]") {
   const auto models = env_path("SIAMESE_MODELS_DIR");
   std::vector<cv::Mat> photos;

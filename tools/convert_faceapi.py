@@ -56,6 +56,13 @@ def tf_same_pad(x, kernel: int, stride: int):
     return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
 
 
+def symmetric_same(kernel: int, stride: int) -> bool:
+    """Whether TF's 'same' padding is the same on both sides for every input size, so the
+    convolution can pad by itself instead of through a padded copy of its input: at stride 1
+    with an odd kernel it is kernel // 2 on each side."""
+    return stride == 1 and kernel % 2 == 1
+
+
 def tf_leaky(x):
     """face-api's leaky ReLU, relu(x - 0.1x) + 0.1x: the same function as a leaky ReLU with
     slope 0.1, which runs as one fused pass instead of four over the largest feature maps
@@ -65,47 +72,50 @@ def tf_leaky(x):
 
 class SeparableConv(torch.nn.Module):
     """TensorFlow separableConv2d (depthwise k x k at `stride`, then pointwise 1x1) + bias.
-    `same` selects TF 'same' padding; otherwise the input is padded by 1 on every side, as
-    tinyYolov2's depthwiseSeparableConv does, by the convolution itself (no padded copy)."""
+    `tf_same` selects TF 'same' padding (by the convolution where it is symmetric, else
+    through a padded copy); otherwise the input is padded by 1 on every side, as tinyYolov2's
+    depthwiseSeparableConv does, by the convolution itself."""
 
     def __init__(self, weights, prefix, stride: int, tf_same: bool):
         super().__init__()
         depthwise = torch.from_numpy(weights[f"{prefix}/depthwise_filter"].copy())
         pointwise = torch.from_numpy(weights[f"{prefix}/pointwise_filter"].copy())
         channels = depthwise.shape[2]
-        self.depthwise = torch.nn.Conv2d(channels, channels, depthwise.shape[0], stride,
-                                         padding=0 if tf_same else 1, groups=channels, bias=False)
+        self.kernel = depthwise.shape[0]
+        self.stride = stride
+        self.explicit_pad = tf_same and not symmetric_same(self.kernel, stride)
+        padding = 0 if self.explicit_pad else (self.kernel // 2 if tf_same else 1)
+        self.depthwise = torch.nn.Conv2d(channels, channels, self.kernel, stride,
+                                         padding=padding, groups=channels, bias=False)
         self.pointwise = torch.nn.Conv2d(channels, pointwise.shape[3], 1)
         with torch.no_grad():
             self.depthwise.weight.copy_(depthwise.permute(2, 3, 0, 1))
             self.pointwise.weight.copy_(pointwise.permute(3, 2, 0, 1))
             self.pointwise.bias.copy_(_vector(weights, f"{prefix}/bias"))
-        self.kernel = depthwise.shape[0]
-        self.stride = stride
-        self.tf_same = tf_same
 
     def forward(self, x):
-        if self.tf_same:
+        if self.explicit_pad:
             x = tf_same_pad(x, self.kernel, self.stride)
         return self.pointwise(self.depthwise(x))
 
 
 class PlainConv(torch.nn.Module):
-    """TensorFlow conv2d + bias, 'same' (TF rule) or 'valid'."""
+    """TensorFlow conv2d + bias, 'same' (TF rule, padded as SeparableConv pads) or 'valid'."""
 
     def __init__(self, weights, prefix, stride: int, tf_same: bool):
         super().__init__()
         filters = _filters(weights, f"{prefix}/filters")
-        self.conv = torch.nn.Conv2d(filters.shape[1], filters.shape[0], filters.shape[2], stride)
+        self.kernel = filters.shape[2]
+        self.stride = stride
+        self.explicit_pad = tf_same and not symmetric_same(self.kernel, stride)
+        padding = self.kernel // 2 if tf_same and not self.explicit_pad else 0
+        self.conv = torch.nn.Conv2d(filters.shape[1], filters.shape[0], self.kernel, stride, padding=padding)
         with torch.no_grad():
             self.conv.weight.copy_(filters)
             self.conv.bias.copy_(_vector(weights, f"{prefix}/bias"))
-        self.kernel = filters.shape[2]
-        self.stride = stride
-        self.tf_same = tf_same
 
     def forward(self, x):
-        if self.tf_same:
+        if self.explicit_pad:
             x = tf_same_pad(x, self.kernel, self.stride)
         return self.conv(x)
 
@@ -125,11 +135,14 @@ class DenseBlock4(torch.nn.Module):
         self.conv3 = SeparableConv(weights, f"{prefix}/conv3", 1, True)
 
     def forward(self, x):
+        # face-api sums out1 + (out2 + (out3 + out4)); running sums added in place into each
+        # new output read every feature map once (3 additions instead of 6, none allocating),
+        # at the price of float rounding only.
         out1 = F.relu(self.conv0(x))
-        out2 = self.conv1(out1)
-        out3 = self.conv2(F.relu(out1 + out2))
-        out4 = self.conv3(F.relu(out1 + (out2 + out3)))
-        return F.relu(out1 + (out2 + (out3 + out4)))
+        sum2 = self.conv1(out1).add_(out1)
+        sum3 = self.conv2(F.relu(sum2)).add_(sum2)
+        sum4 = self.conv3(F.relu(sum3)).add_(sum3)
+        return F.relu_(sum4)
 
 
 class FaceLandmark68Net(torch.nn.Module):

@@ -10,8 +10,9 @@
 #   models/inception_v3_classifier.pt the same network with its 5-class head (golden check)
 #   SIAMESE_INCEPTION_WEIGHTS=PATH exports torchvision's InceptionV3 with those ImageNet
 #   weights instead (tools/export_inception_v3.py).
-# Re-running does nothing when the models are present. The npm packages are cached in
-# .cache/npm and checked against their SHA-256 before use.
+# Re-running does nothing when the models are present (face-api's: made by the converter as it
+# is now, which models/.faceapi-converter records). The npm packages are cached in .cache/npm
+# and checked against their SHA-256 before use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,8 +43,14 @@ fetch() {
 }
 
 faceapi_models=(faceapi_recognition.pt faceapi_landmarks68.pt faceapi_tiny_detector.pt)
+# The converter's own hash: a faster or corrected conversion replaces models made by an older one.
+converter=$(cat tools/convert_faceapi.py tools/tfjs_weights.py tools/siamese_metadata.py | sha256sum | cut -d' ' -f1)
 missing=0
 for m in "${faceapi_models[@]}"; do [ -f "models/$m" ] || missing=1; done
+if ((!missing)) && [ "$(cat models/.faceapi-converter 2>/dev/null)" != "$converter" ]; then
+  echo "setup-models: face-api's models were made by another version of tools/convert_faceapi.py: converting again"
+  missing=1
+fi
 if ((missing)); then
   fetch "$package" "$version" "$tarball" "$sha256" 1
   step 2 "unpacking and checking $tarball (sha256 matched)"
@@ -56,6 +63,7 @@ if ((missing)); then
   $python tools/convert_faceapi.py "$unpacked" "$staging"
   for m in "${faceapi_models[@]}"; do mv "$staging/$m" "models/$m"; done
   rmdir "$staging"
+  echo "$converter" > models/.faceapi-converter
 fi
 
 if [ -n "${SIAMESE_INCEPTION_WEIGHTS:-}" ] && [ ! -f models/inception_v3.pt ]; then

@@ -44,6 +44,13 @@ struct FacePipelineOptions {
   /// landmark model is there. Callers must ask for the fallback explicitly.
   bool center_fallback = false;
   double center_fraction = 0.6;
+  /// from_models() runs its tiny detector coarse to fine (TinyFaceDetectorOptions::coarse_to_fine)
+  /// unless the policy keeps every face. On LFW View 2 with mirror averaging: 1.12x the
+  /// photos/s end to end of every input size merged, 10-fold accuracy 99.15% +- 0.29 against
+  /// 99.12% +- 0.21, but AUC 0.9986 against 0.9990 and EER 0.93% against 0.80%: the coarse
+  /// pass places boxes less precisely, and the landmarks follow the box. Off for the most
+  /// precise alignment.
+  bool coarse_to_fine_detection = true;
 };
 
 /// detect -> landmarks -> align: turns a photo into face chips for a backbone.
@@ -62,8 +69,9 @@ class FacePipeline {
   }
 
   /// The standard pipeline from a folder made by tools/setup-models.sh: the tiny face detector
-  /// and the 68-point landmark net of face-api. Falls back to the Haar cascade when the
-  /// detector model is absent; to box crops when the landmark model is.
+  /// (coarse to fine as options.coarse_to_fine_detection says) and the 68-point landmark net
+  /// of face-api. Falls back to the Haar cascade when the detector model is absent; to box
+  /// crops when the landmark model is.
   static FacePipeline from_models(const std::filesystem::path& dir, FacePipelineOptions options = {},
                                   Device device = Device::cpu()) {
     std::error_code ec;
@@ -71,6 +79,7 @@ class FacePipeline {
     if (std::filesystem::exists(dir / "faceapi_tiny_detector.pt", ec)) {
       TinyFaceDetectorOptions detector_options;
       detector_options.device = device;
+      detector_options.coarse_to_fine = options.coarse_to_fine_detection && options.policy != FacePolicy::all;
       detector = std::make_unique<TinyFaceDetector>(dir / "faceapi_tiny_detector.pt", detector_options);
     } else {
       detector = std::make_unique<HaarFaceDetector>();
