@@ -5,54 +5,184 @@
 // the library with optimisation off (the module as saved), and the optimised module fed
 // channels_last input; on a CPU with AVX512-BF16 or AMX (or with --bf16), the module with
 // bfloat16 weights and input, and how far its embeddings fall from fp32's (elsewhere it prints
-// that it skipped bf16 and why). Achieved GFLOP/s come from the multiply-adds stored in the model's
-// metadata (counted by forward hooks at export). The CPU's peak is stated from a measured
-// clock and the FMA width; a large SGEMM gives the practical ceiling. With --python, the
-// results of benchmarks/python_baseline.py (run just before, same threads) are read and the
-// ratios library/Python printed. Last, the ceiling of this CPU's convolution kernels: the
-// heaviest convolution shapes of InceptionV3 at batch 8, each alone, in the faster of NCHW and
-// channels_last, against the same peak: no whole network runs faster than its layers do.
+// that it skipped bf16 and why). With --python, benchmarks/python_baseline.py runs the same
+// file from Python (as saved, frozen, frozen and optimised; InceptionV3 also eager).
+//
+// The variants take turns, Python's included: round after round, each runs for a slice of
+// --slice seconds (one call where a call takes longer), --seconds in all and at least 3 rounds,
+// so a noisy neighbour on a shared machine slows both sides of a comparison alike. Each row
+// is a variant's median round (its slowest and fastest beside it); each ratio is the median of
+// the ratios within a round, and against Python it is taken against the Python variant with
+// the best median. With Python, it also checks that the library's optimised graph has the same
+// operations as Python's frozen+optimised one.
+//
+// Achieved GFLOP/s come from the multiply-adds stored in the model's metadata (counted by
+// forward hooks at export). The CPU's peak is stated from a measured clock and the FMA width; a
+// large SGEMM gives the practical ceiling. Last, the ceiling of this CPU's convolution kernels:
+// the heaviest convolution shapes of InceptionV3 at batch 8, each alone, in the faster of NCHW
+// and channels_last, against the same peak: no whole network runs faster than its layers do.
 //
 // Models needed: any siamese TorchScript backbone; tools/run-benchmarks.sh exports
 // InceptionV3 at 299 and 224 and uses the face model from tools/setup-models.sh.
 //
 // Usage: embed_throughput --model FILE [--model FILE ...] [--batches 1,8,32] [--seconds 4]
-//                         [--threads N] [--python RESULTS.tsv] [--bf16 auto|on]
+//                         [--slice 0.2] [--threads N] [--python COMMAND] [--bf16 auto|on]
+//   COMMAND starts the Python side through /bin/sh, e.g.
+//   --python "/usr/bin/python3 benchmarks/python_baseline.py --threads 2"
 
 #include <siamese/backbone.hpp>
 #include <siamese/detail/torchscript.hpp>
 
 #include "bench_common.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
-#include <map>
+#include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
-#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Seconds per call of `f`, after a warm-up, over at least `budget` seconds and 3 calls.
-double seconds_per_call(const std::function<void()>& f, double budget) {
-  f();
+// Seconds per call of `f` over at least `budget` seconds and `min_calls` calls. The caller
+// warms `f` up first.
+double seconds_per_call(const std::function<void()>& f, double budget, int min_calls) {
   int calls = 0;
   const auto start = Clock::now();
   double elapsed = 0;
-  while (calls < 3 || elapsed < budget) {
+  while (calls < min_calls || elapsed < budget) {
     f();
     ++calls;
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   }
   return elapsed / calls;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const auto n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// benchmarks/python_baseline.py, started once through /bin/sh and asked one line at a time
+// (its docstring lists the requests), so that it runs only while this process waits for it.
+class PythonPeer {
+ public:
+  explicit PythonPeer(std::string command) : command_(std::move(command)) {
+    int requests[2], replies[2];
+    if (pipe(requests) != 0 || pipe(replies) != 0) throw std::runtime_error("cannot make pipes for " + command_);
+    std::signal(SIGPIPE, SIG_IGN);  // a peer that died shows as a missing reply, not a signal
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("cannot start " + command_);
+    if (pid_ == 0) {
+      dup2(requests[0], STDIN_FILENO);
+      dup2(replies[1], STDOUT_FILENO);
+      for (const int fd : {requests[0], requests[1], replies[0], replies[1]}) close(fd);
+      execl("/bin/sh", "sh", "-c", command_.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(requests[0]);
+    close(replies[1]);
+    requests_ = fdopen(requests[1], "w");
+    replies_ = fdopen(replies[0], "r");
+  }
+  PythonPeer(const PythonPeer&) = delete;
+  PythonPeer& operator=(const PythonPeer&) = delete;
+  ~PythonPeer() {
+    std::fclose(requests_);  // end of input: the peer exits
+    std::fclose(replies_);
+    waitpid(pid_, nullptr, 0);
+  }
+
+  // Sends one request and returns the reply line; throws when the peer fails or has exited.
+  std::string ask(const std::string& request) {
+    std::fprintf(requests_, "%s\n", request.c_str());
+    std::fflush(requests_);
+    char* line = nullptr;
+    std::size_t capacity = 0;
+    const auto length = getline(&line, &capacity, replies_);
+    std::string reply = length > 0 ? std::string(line, static_cast<std::size_t>(length)) : "";
+    std::free(line);
+    if (!reply.empty() && reply.back() == '\n') reply.pop_back();
+    if (length <= 0) throw std::runtime_error("'" + command_ + "' exited before answering '" + request + "'");
+    if (reply.rfind("error ", 0) == 0) {
+      throw std::runtime_error("'" + command_ + "' could not do '" + request + "': " + reply.substr(6));
+    }
+    return reply;
+  }
+
+  // Sends a "run" request and returns the images/s it answers.
+  double ask_rate(const std::string& request) {
+    const auto reply = ask(request);
+    char* end = nullptr;
+    const double rate = std::strtod(reply.c_str(), &end);
+    if (end == reply.c_str() || *end != '\0' || !(rate > 0)) {
+      throw std::runtime_error("'" + command_ + "' answered '" + reply + "' to '" + request + "', not images/s");
+    }
+    return rate;
+  }
+
+ private:
+  std::string command_;
+  pid_t pid_ = -1;
+  FILE* requests_ = nullptr;
+  FILE* replies_ = nullptr;
+};
+
+// The kinds of a graph's nodes in order, nested blocks included. python_baseline.py lists the
+// same for its frozen+optimised module: equal lists mean both sides run the same operations.
+void list_operations(const torch::jit::Block* block, std::vector<std::string>& kinds) {
+  for (const auto* node : block->nodes()) {
+    kinds.emplace_back(node->kind().toQualString());
+    for (const auto* inner : node->blocks()) list_operations(inner, kinds);
+  }
+}
+
+// "the same 254 operations" or where the library's optimised graph and Python's part.
+std::string compare_graphs(const std::vector<std::string>& ours, const std::vector<std::string>& theirs) {
+  const auto mismatch = std::mismatch(ours.begin(), ours.end(), theirs.begin(), theirs.end());
+  if (mismatch.first == ours.end() && mismatch.second == theirs.end()) {
+    return "the same " + std::to_string(ours.size()) + " operations";
+  }
+  const auto at = static_cast<std::size_t>(mismatch.first - ours.begin());
+  return "different: " + std::to_string(ours.size()) + " against " + std::to_string(theirs.size()) +
+         " operations, first difference at operation " + std::to_string(at + 1) + " (" +
+         (at < ours.size() ? ours[at] : "end") + " against " + (at < theirs.size() ? theirs[at] : "end") + ")";
+}
+
+// One way of running a model at a batch size: a name and its images/s over a slice of seconds.
+struct Variant {
+  std::string name;
+  std::function<double(double)> images_per_second;
+  bool python = false;
+};
+
+// Images/s of each variant in each round. Variants take turns, in reverse order every other
+// round, so both sides of a ratio see the same stretch of the machine's load.
+std::vector<std::vector<double>> rates_in_turns(const std::vector<Variant>& variants, int rounds, double slice) {
+  std::vector<std::vector<double>> rates(variants.size());
+  for (int round = 0; round < rounds; ++round) {
+    for (std::size_t k = 0; k < variants.size(); ++k) {
+      const auto v = round % 2 ? variants.size() - 1 - k : k;
+      rates[v].push_back(variants[v].images_per_second(slice));
+    }
+  }
+  return rates;
 }
 
 // The core clock in GHz, from a chain of dependent integer adds (one per cycle).
@@ -103,7 +233,9 @@ void print_convolution_ceiling(double peak, double budget) {
     for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
       const auto x = input.contiguous(format);
       const auto w = weight.contiguous(format);
-      best = std::min(best, seconds_per_call([&] { (void)torch::conv2d(x, w, bias); }, budget / 4));
+      const auto convolve = [&] { (void)torch::conv2d(x, w, bias); };
+      convolve();
+      best = std::min(best, seconds_per_call(convolve, budget / 4, 3));
     }
     const double flop = 2.0 * 8 * c.out * c.in * c.kernel_h * c.kernel_w * c.height * c.width;
     total_flop += flop;
@@ -116,26 +248,28 @@ void print_convolution_ceiling(double peak, double budget) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   std::vector<std::string> models;
   std::vector<std::int64_t> batches = {1, 8, 32};
   double budget = 4.0;
+  double slice = 0.2;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
-  std::string python_results;
+  std::string python_command;
   bool bf16 = bench::cpu_has_bf16();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--model") models.push_back(argv[i + 1]);
     else if (flag == "--batches") batches = bench::parse_list(argv[i + 1]);
     else if (flag == "--seconds") budget = std::stod(argv[i + 1]);
+    else if (flag == "--slice") slice = std::stod(argv[i + 1]);
     else if (flag == "--threads") threads = std::stoi(argv[i + 1]);
-    else if (flag == "--python") python_results = argv[i + 1];
+    else if (flag == "--python") python_command = argv[i + 1];
     else if (flag == "--bf16") bf16 = std::string(argv[i + 1]) == "on" || bench::cpu_has_bf16();
     else models.clear(), i = argc;
   }
-  if (models.empty()) {
+  if (models.empty() || !(slice > 0) || !(budget > 0)) {
     std::cerr << "usage: embed_throughput --model FILE [--model FILE ...] [--batches 1,8,32] [--seconds 4]\n"
-                 "                        [--threads N] [--python RESULTS.tsv] [--bf16 auto|on]\n";
+                 "                        [--slice 0.2] [--threads N] [--python COMMAND] [--bf16 auto|on]\n";
     return 2;
   }
   siamese::set_num_threads(threads);
@@ -144,7 +278,9 @@ int main(int argc, char** argv) {
   const double ghz = measured_clock_ghz();
   const double peak = threads * 2 * 8 * 2 * ghz;
   const auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
-  const double sgemm = 2.0 * 2048 * 2048 * 2048 / seconds_per_call([&] { (void)torch::mm(a, b); }, 1.0) / 1e9;
+  const auto multiply = [&] { (void)torch::mm(a, b); };
+  multiply();
+  const double sgemm = 2.0 * 2048 * 2048 * 2048 / seconds_per_call(multiply, 1.0, 3) / 1e9;
   std::printf("threads %d, clock %.2f GHz (measured), fp32 peak %.0f GFLOP/s (%d cores x 2 FMA x 8 lanes x 2 x clock), "
               "SGEMM 2048 %.0f GFLOP/s (%.0f%% of peak)\n",
               threads, ghz, peak, threads, sgemm, 100 * sgemm / peak);
@@ -153,21 +289,17 @@ int main(int argc, char** argv) {
     std::printf("bf16: skipped, this CPU has neither AVX512-BF16 nor AMX-BF16: LibTorch would emulate bfloat16, "
                 "slower than fp32 (--bf16 on runs it anyway)\n");
   }
-  std::printf("\n");
+  std::printf("variants%s take turns in slices of %.2f s (one call where a call is longer), %.1f s each "
+              "and at least 3 rounds per row\n\n",
+              python_command.empty() ? "" : ", Python's included,", slice, budget);
 
-  // python_baseline.py rows: model, side, batch, variant, images/s.
-  std::map<std::tuple<std::string, std::int64_t, std::int64_t>, std::map<std::string, double>> python;
-  if (!python_results.empty()) {
-    std::ifstream in(python_results);
-    std::string model, variant;
-    std::int64_t side = 0, batch = 0;
-    double rate = 0;
-    while (in >> model >> side >> batch >> variant >> rate) python[{model, side, batch}][variant] = rate;
-  }
+  std::unique_ptr<PythonPeer> python;
+  if (!python_command.empty()) python = std::make_unique<PythonPeer>(python_command);
 
-  std::printf("%-34s %5s %5s  %-26s %8s %9s %8s %6s\n", "model", "side", "batch", "variant", "img/s", "ms/batch", "GFLOP/s",
-              "%peak");
+  std::printf("%-34s %5s %5s  %-26s %8s %9s %8s %6s  %s\n", "model", "side", "batch", "variant", "img/s", "ms/batch",
+              "GFLOP/s", "%peak", "rounds: slowest-fastest img/s");
   std::vector<std::string> ratios;
+  std::vector<double> over_forward, over_python, over_eager;  // each row's median ratio
   for (const auto& file : models) {
     siamese::BackboneOptions plain_options, library_options;
     plain_options.device = library_options.device = siamese::Device::cpu();
@@ -184,21 +316,35 @@ int main(int argc, char** argv) {
       bf16_module.to(torch::kBFloat16);
       bf16_module = torch::jit::freeze(bf16_module);
     }
+    std::vector<std::string> python_variants;
+    if (python) {
+      std::istringstream names(python->ask("variants " + file));
+      for (std::string name; names >> name;) python_variants.push_back(name);
+      std::vector<std::string> ours, theirs;
+      list_operations(module.get_method("forward").graph()->block(), ours);
+      std::istringstream kinds(python->ask("graph " + file));
+      for (std::string kind; kinds >> kind;) theirs.push_back(kind);
+      std::printf("%s: the library's optimised graph and Python's frozen+optimised one: %s\n", metadata.name.c_str(),
+                  compare_graphs(ours, theirs).c_str());
+    }
     for (const auto batch : batches) {
       const auto images = torch::rand({batch, 3, side, metadata.input.width});
       const auto channels_last = images.contiguous(torch::MemoryFormat::ChannelsLast);
-      std::map<std::string, double> rates;
-      std::vector<std::pair<std::string, std::function<void()>>> variants = {
+      const auto bf16_images = images.to(torch::kBFloat16);
+      std::vector<std::pair<std::string, std::function<void()>>> runs = {
           {"library (frozen+optimised)", [&] { (void)library.embed(images); }},
+          {"its module's forward alone", [&] {
+             torch::InferenceMode guard;
+             (void)module.forward({images});
+           }},
           {"library, optimisation off", [&] { (void)plain.embed(images); }},
           {"optimised, channels_last in", [&] {
              torch::InferenceMode guard;
              (void)module.forward({channels_last});
            }},
       };
-      const auto bf16_images = images.to(torch::kBFloat16);
       if (bf16) {
-        variants.emplace_back("bf16 weights and input", [&] {
+        runs.emplace_back("bf16 weights and input", [&] {
           torch::InferenceMode guard;
           (void)bf16_module.forward({bf16_images});
         });
@@ -209,40 +355,78 @@ int main(int argc, char** argv) {
                     static_cast<long long>(batch), (rounded - reference).abs().max().item<double>(),
                     reference.abs().max().item<double>());
       }
-      for (const auto& [variant, run] : variants) {
-        const double seconds = seconds_per_call(run, budget);
-        const double rate = static_cast<double>(batch) / seconds;
-        rates[variant] = rate;
-        std::printf("%-34s %5lld %5lld  %-26s %8.1f %9.1f %8.1f %5.0f%%\n", metadata.name.substr(0, 34).c_str(),
-                    static_cast<long long>(side), static_cast<long long>(batch), variant.c_str(), rate, seconds * 1e3,
-                    rate * gflop_per_image, 100 * rate * gflop_per_image / peak);
+      std::vector<Variant> variants;
+      double warm_up_seconds = 0;
+      for (const auto& [name, run] : runs) {
+        // Untimed: the first call profiles the graph and the second compiles it; oneDNN picks
+        // and caches its kernels on the first.
+        warm_up_seconds = std::max(warm_up_seconds, seconds_per_call(run, 0, 2));
+        variants.push_back({name, [&, run = run](double slice) {
+                              return static_cast<double>(batch) / seconds_per_call(run, slice, 1);
+                            }});
+      }
+      for (const auto& name : python_variants) {
+        const auto request = "run " + file + " " + std::to_string(batch) + " " + name + " ";
+        variants.push_back({"python " + name, [&, request](double slice) {
+                              return python->ask_rate(request + std::to_string(slice));
+                            },
+                            true});
+      }
+      const int rounds = std::max(3, static_cast<int>(budget / std::max(slice, warm_up_seconds)));
+      const auto rates = rates_in_turns(variants, rounds, slice);
+      for (std::size_t v = 0; v < variants.size(); ++v) {
+        const double rate = median(rates[v]);
+        std::printf("%-34s %5lld %5lld  %-26s %8.1f %9.1f %8.1f %5.0f%%  %.1f-%.1f\n", metadata.name.substr(0, 34).c_str(),
+                    static_cast<long long>(side), static_cast<long long>(batch), variants[v].name.c_str(), rate,
+                    1e3 * static_cast<double>(batch) / rate, rate * gflop_per_image, 100 * rate * gflop_per_image / peak,
+                    *std::min_element(rates[v].begin(), rates[v].end()),
+                    *std::max_element(rates[v].begin(), rates[v].end()));
         std::fflush(stdout);
       }
-      const auto found = python.find({metadata.name, side, batch});
-      if (found != python.end()) {
-        for (const auto& [variant, rate] : found->second) {
-          std::printf("%-34s %5lld %5lld  %-26s %8.1f %9.1f %8.1f %5.0f%%\n", metadata.name.substr(0, 34).c_str(),
-                      static_cast<long long>(side), static_cast<long long>(batch), ("python " + variant).c_str(), rate,
-                      1e3 * static_cast<double>(batch) / rate, rate * gflop_per_image, 100 * rate * gflop_per_image / peak);
-        }
-        double best_python = 0;
-        for (const auto& [variant, rate] : found->second) {
-          if (variant != "eager") best_python = std::max(best_python, rate);
-        }
-        const double ours = rates["library (frozen+optimised)"];
-        char line[256];
-        std::snprintf(line, sizeof line, "%-34s %5lld %5lld  library/python-eager %5s  library/best-python-TorchScript %5.2fx",
-                      metadata.name.substr(0, 34).c_str(), static_cast<long long>(side), static_cast<long long>(batch),
-                      found->second.count("eager") ? (std::to_string(ours / found->second.at("eager")).substr(0, 4) + "x").c_str() : "-",
-                      ours / best_python);
-        ratios.emplace_back(line);
+      // The library over its own module's forward (the cost of its checks), over the Python
+      // TorchScript variant with the best median, and over Python eager.
+      std::size_t best_python = 0, eager = 0;  // 0, the library's own index, stands for none
+      for (std::size_t v = 0; v < variants.size(); ++v) {
+        if (variants[v].name == "python eager") eager = v;
+        else if (variants[v].python && (!best_python || median(rates[v]) > median(rates[best_python]))) best_python = v;
       }
+      const auto versus = [&](std::size_t other, std::vector<double>& row_medians) {
+        if (!other) return std::string("-");
+        std::vector<double> within_rounds;
+        for (int round = 0; round < rounds; ++round) within_rounds.push_back(rates[0][round] / rates[other][round]);
+        row_medians.push_back(median(within_rounds));
+        char text[96];
+        std::snprintf(text, sizeof text, "%.2fx (rounds %.2f-%.2f)", median(within_rounds),
+                      *std::min_element(within_rounds.begin(), within_rounds.end()),
+                      *std::max_element(within_rounds.begin(), within_rounds.end()));
+        return std::string(text);
+      };
+      char line[400];
+      std::snprintf(line, sizeof line, "%-34s %5lld %5lld  %2d rounds  library/forward-alone %s  library/%s %s  library/python-eager %s",
+                    metadata.name.substr(0, 34).c_str(), static_cast<long long>(side), static_cast<long long>(batch), rounds,
+                    versus(1, over_forward).c_str(), best_python ? variants[best_python].name.c_str() : "python",
+                    versus(best_python, over_python).c_str(), versus(eager, over_eager).c_str());
+      ratios.emplace_back(line);
     }
   }
   if (!ratios.empty()) {
-    std::printf("\nratios, measured side by side in this run:\n");
+    std::printf("\nratios: the median of the ratios within each round (variants taking turns), and their range:\n");
     for (const auto& line : ratios) std::printf("%s\n", line.c_str());
+    // The library against its own forward does the same work (plus microseconds of checks):
+    // its spread is this machine's noise, the yardstick for the other ratios.
+    const auto geometric_mean = [](const std::vector<double>& values) {
+      double log_sum = 0;
+      for (const double v : values) log_sum += std::log(v);
+      return values.empty() ? 0.0 : std::exp(log_sum / static_cast<double>(values.size()));
+    };
+    std::printf("geometric mean over the rows: library/forward-alone %.3fx (the noise yardstick)", geometric_mean(over_forward));
+    if (!over_python.empty()) std::printf(", library/best-python-TorchScript %.3fx", geometric_mean(over_python));
+    if (!over_eager.empty()) std::printf(", library/python-eager %.3fx", geometric_mean(over_eager));
+    std::printf("\n");
   }
   print_convolution_ceiling(peak, budget);
   return 0;
+} catch (const std::exception& e) {
+  std::cerr << "embed_throughput: " << e.what() << "\n";
+  return 1;
 }

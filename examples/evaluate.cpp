@@ -195,6 +195,12 @@ int main(int argc, char** argv) {
               << " backbone calls of up to " << args.batch * (args.mirror ? 2 : 1) << " chips, "
               << std::setprecision(1) << seconds << " s (" << stats.embedded / seconds
               << " photos/s end to end: read, decode, detect, align, embed)\n"
+              << "faces            "
+              << (!pipeline ? "not detected: the images are face chips (--cropped)"
+                  : pipeline->options().coarse_to_fine_detection
+                      ? "detected coarse to fine (input sizes smallest first; --every-detector-size merges them all)"
+                      : "detected at every input size, merged (--every-detector-size)")
+              << '\n'
               << std::setprecision(4)
               << "ROC AUC          " << report.auc << '\n'
               << "EER              " << report.eer << " at distance " << report.eer_threshold << '\n'

@@ -2,7 +2,8 @@
 # The README's benchmark command: builds the benchmarks, prepares the models (the face model
 # from tools/setup-models.sh; InceptionV3 at 299 and 224, random weights, exported once into
 # BUILD_DIR/bench-models), then prints, in one run:
-#   1. embedding throughput, library vs Python (same TorchScript files, same threads) and vs peak
+#   1. embedding throughput, library vs Python (same TorchScript files, same threads, taking
+#      turns on the machine) and vs peak
 #   2. the end-to-end pipeline on LFW pairs (../shared/lfw, else the sample photos): stages,
 #      photos/s with and without the preparing thread, and peak memory over a synthetic folder
 #      of 100,000 photos (2,000 with --quick; the full size takes about 40 minutes on 2 cores)
@@ -31,12 +32,10 @@ if [ "$quick" = "--quick" ]; then seconds=1; batches=1,8; sizes=10000; synthetic
 bench_models=("$models/inception_v3-299.pt" "$models/inception_v3-224.pt" models/faceapi_recognition.pt)
 
 echo "== 1. embedding throughput ($threads threads) =="
-PYTHONWARNINGS=ignore /usr/bin/python3 benchmarks/python_baseline.py --threads "$threads" --batches "$batches" \
-  --seconds "$seconds" "${bench_models[@]}" > "$build/python-baseline.tsv"
 args=()
 for m in "${bench_models[@]}"; do args+=(--model "$m"); done
 "$build/benchmarks/embed_throughput" "${args[@]}" --threads "$threads" --batches "$batches" --seconds "$seconds" \
-  --python "$build/python-baseline.tsv"
+  --python "PYTHONWARNINGS=ignore /usr/bin/python3 benchmarks/python_baseline.py --threads $threads"
 
 echo; echo "== 2. end to end =="
 if [ -f ../shared/lfw/pairsDevTest.txt ]; then
