@@ -10,7 +10,8 @@
 //
 // The variants take turns, Python's included: round after round, each runs for a slice of
 // --slice seconds (one call where a call takes longer), --seconds in all and at least 3 rounds,
-// so a noisy neighbour on a shared machine slows both sides of a comparison alike. Each row
+// the library between its own forward and Python's fastest variant, so a noisy neighbour on a
+// shared machine slows both sides of a comparison alike. Each row
 // is a variant's median round (its slowest and fastest beside it); each ratio is the median of
 // the ratios within a round, and against Python it is taken against the Python variant with
 // the best median. With Python, it also checks that the library's optimised graph has the same
@@ -172,13 +173,15 @@ struct Variant {
   bool python = false;
 };
 
-// Images/s of each variant in each round. Variants take turns, in reverse order every other
-// round, so both sides of a ratio see the same stretch of the machine's load.
-std::vector<std::vector<double>> rates_in_turns(const std::vector<Variant>& variants, int rounds, double slice) {
+// Images/s of each variant in each round, variants[v] in rates[v]. They run in `order`, then
+// in reverse every other round, so both sides of a ratio see the same stretch of the
+// machine's load, the closer the nearer they stand in `order`.
+std::vector<std::vector<double>> rates_in_turns(const std::vector<Variant>& variants, const std::vector<std::size_t>& order,
+                                                int rounds, double slice) {
   std::vector<std::vector<double>> rates(variants.size());
   for (int round = 0; round < rounds; ++round) {
-    for (std::size_t k = 0; k < variants.size(); ++k) {
-      const auto v = round % 2 ? variants.size() - 1 - k : k;
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      const auto v = order[round % 2 ? order.size() - 1 - k : k];
       rates[v].push_back(variants[v].images_per_second(slice));
     }
   }
@@ -373,7 +376,12 @@ int main(int argc, char** argv) try {
                             true});
       }
       const int rounds = std::max(3, static_cast<int>(budget / std::max(slice, warm_up_seconds)));
-      const auto rates = rates_in_turns(variants, rounds, slice);
+      // The library (0) runs between its own forward (1) and Python's fastest variant, which
+      // python_baseline.py lists first: the library's variants in reverse, then Python's.
+      std::vector<std::size_t> order(runs.size());
+      for (std::size_t v = 0; v < runs.size(); ++v) order[v] = runs.size() - 1 - v;
+      for (std::size_t v = runs.size(); v < variants.size(); ++v) order.push_back(v);
+      const auto rates = rates_in_turns(variants, order, rounds, slice);
       for (std::size_t v = 0; v < variants.size(); ++v) {
         const double rate = median(rates[v]);
         std::printf("%-34s %5lld %5lld  %-26s %8.1f %9.1f %8.1f %5.0f%%  %.1f-%.1f\n", metadata.name.substr(0, 34).c_str(),
