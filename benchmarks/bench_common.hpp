@@ -38,11 +38,4 @@ inline std::string cpu_features() {
   return text;
 }
 
-/// Whether bfloat16 inference is worth measuring here: it needs AVX512-BF16 or AMX, without
-/// which LibTorch emulates bf16 more slowly than it computes fp32.
-inline bool cpu_has_bf16() {
-  const auto features = cpu_features();
-  return features.find(", AVX512-BF16") != std::string::npos || features.find(", AMX-BF16") != std::string::npos;
-}
-
 }  // namespace bench

@@ -3,10 +3,11 @@
 //
 // For each model and batch size: the library as users get it (frozen and optimised at load),
 // the library with optimisation off (the module as saved), and the optimised module fed
-// channels_last input; on a CPU with AVX512-BF16 or AMX (or with --bf16), the module with
-// bfloat16 weights and input, and how far its embeddings fall from fp32's (elsewhere it prints
-// that it skipped bf16 and why). With --python, benchmarks/python_baseline.py runs the same
-// file from Python (as saved, frozen, frozen and optimised; InceptionV3 also eager).
+// channels_last input; on a CPU with AVX512-BF16 or AMX, the library in bfloat16
+// (Precision::bfloat16), its speed over float32's and how far its embeddings fall from
+// float32's (elsewhere it prints that it skipped bfloat16 and why). With --python,
+// benchmarks/python_baseline.py runs the same file from Python (as saved, frozen, frozen and
+// optimised; InceptionV3 also eager).
 //
 // The variants take turns, Python's included: round after round, each runs for a slice of
 // --slice seconds (one call where a call takes longer), --seconds in all and at least 3 rounds,
@@ -18,7 +19,7 @@
 // operations as Python's frozen+optimised one.
 //
 // Achieved GFLOP/s come from the multiply-adds stored in the model's metadata (counted by
-// forward hooks at export). The CPU's peak is stated from a measured clock and the FMA width; a
+// forward hooks at export). The CPU's peak is stated from a measured clock and the vector width; a
 // large SGEMM gives the practical ceiling. Last, the ceiling of this CPU's convolution kernels:
 // the heaviest convolution shapes of InceptionV3 at batch 8, each alone, in the faster of NCHW
 // and channels_last, against the same peak: no whole network runs faster than its layers do.
@@ -27,7 +28,7 @@
 // InceptionV3 at 299 and 224 and uses the face model from tools/setup-models.sh.
 //
 // Usage: embed_throughput --model FILE [--model FILE ...] [--batches 1,8,32] [--seconds 4]
-//                         [--slice 0.2] [--threads N] [--python COMMAND] [--bf16 auto|on]
+//                         [--slice 0.2] [--threads N] [--python COMMAND]
 //   COMMAND starts the Python side through /bin/sh, e.g.
 //   --python "/usr/bin/python3 benchmarks/python_baseline.py --threads 2"
 
@@ -49,6 +50,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -258,7 +260,7 @@ int main(int argc, char** argv) try {
   double slice = 0.2;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::string python_command;
-  bool bf16 = bench::cpu_has_bf16();
+  const bool bf16 = siamese::cpu_has_native_bfloat16();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--model") models.push_back(argv[i + 1]);
@@ -267,30 +269,31 @@ int main(int argc, char** argv) try {
     else if (flag == "--slice") slice = std::stod(argv[i + 1]);
     else if (flag == "--threads") threads = std::stoi(argv[i + 1]);
     else if (flag == "--python") python_command = argv[i + 1];
-    else if (flag == "--bf16") bf16 = std::string(argv[i + 1]) == "on" || bench::cpu_has_bf16();
     else models.clear(), i = argc;
   }
   if (models.empty() || !(slice > 0) || !(budget > 0)) {
     std::cerr << "usage: embed_throughput --model FILE [--model FILE ...] [--batches 1,8,32] [--seconds 4]\n"
-                 "                        [--slice 0.2] [--threads N] [--python COMMAND] [--bf16 auto|on]\n";
+                 "                        [--slice 0.2] [--threads N] [--python COMMAND]\n";
     return 2;
   }
   siamese::set_num_threads(threads);
 
-  // The CPU's peak: cores x 2 FMA pipes x 8 fp32 lanes (AVX2) x 2 flops x clock.
+  // The CPU's peak: cores x 2 FMA pipes x fp32 lanes (8 with AVX2, 16 with AVX-512) x 2 flops
+  // x clock. Zen 4 splits each 512-bit FMA in two, so it reaches half the AVX-512 figure.
   const double ghz = measured_clock_ghz();
-  const double peak = threads * 2 * 8 * 2 * ghz;
+  const int lanes = bench::cpu_features().find(", AVX-512") != std::string::npos ? 16 : 8;
+  const double peak = threads * 2 * lanes * 2 * ghz;
   const auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
   const auto multiply = [&] { (void)torch::mm(a, b); };
   multiply();
   const double sgemm = 2.0 * 2048 * 2048 * 2048 / seconds_per_call(multiply, 1.0, 3) / 1e9;
-  std::printf("threads %d, clock %.2f GHz (measured), fp32 peak %.0f GFLOP/s (%d cores x 2 FMA x 8 lanes x 2 x clock), "
+  std::printf("threads %d, clock %.2f GHz (measured), fp32 peak %.0f GFLOP/s (%d cores x 2 FMA x %d lanes x 2 x clock), "
               "SGEMM 2048 %.0f GFLOP/s (%.0f%% of peak)\n",
-              threads, ghz, peak, threads, sgemm, 100 * sgemm / peak);
+              threads, ghz, peak, threads, lanes, sgemm, 100 * sgemm / peak);
   std::printf("%s\n", bench::cpu_features().c_str());
   if (!bf16) {
-    std::printf("bf16: skipped, this CPU has neither AVX512-BF16 nor AMX-BF16: LibTorch would emulate bfloat16, "
-                "slower than fp32 (--bf16 on runs it anyway)\n");
+    std::printf("bfloat16: skipped, this CPU has neither AVX512-BF16 nor AMX-BF16: LibTorch would emulate it, "
+                "slower than float32, and the library refuses Precision::bfloat16 here\n");
   }
   std::printf("variants%s take turns in slices of %.2f s (one call where a call is longer), %.1f s each "
               "and at least 3 rounds per row\n\n",
@@ -302,7 +305,7 @@ int main(int argc, char** argv) try {
   std::printf("%-34s %5s %5s  %-26s %8s %9s %8s %6s  %s\n", "model", "side", "batch", "variant", "img/s", "ms/batch",
               "GFLOP/s", "%peak", "rounds: slowest-fastest img/s");
   std::vector<std::string> ratios;
-  std::vector<double> over_forward, over_python, over_eager;  // each row's median ratio
+  std::vector<double> over_forward, over_python, over_eager, bf16_over_fp32;  // each row's median ratio
   for (const auto& file : models) {
     siamese::BackboneOptions plain_options, library_options;
     plain_options.device = library_options.device = siamese::Device::cpu();
@@ -312,12 +315,11 @@ int main(int argc, char** argv) try {
     const auto side = metadata.input.height;
     const double gflop_per_image = 2.0 * metadata.multiply_adds.value_or(0.0) / 1e9;
     auto module = library.module();
-    torch::jit::Module bf16_module;
+    std::optional<siamese::TorchScriptBackbone> reduced;
     if (bf16) {
-      bf16_module = torch::jit::load(file);
-      bf16_module.eval();
-      bf16_module.to(torch::kBFloat16);
-      bf16_module = torch::jit::freeze(bf16_module);
+      auto options = library_options;
+      options.precision = siamese::Precision::bfloat16;
+      reduced.emplace(file, options);
     }
     std::vector<std::string> python_variants;
     if (python) {
@@ -333,7 +335,6 @@ int main(int argc, char** argv) try {
     for (const auto batch : batches) {
       const auto images = torch::rand({batch, 3, side, metadata.input.width});
       const auto channels_last = images.contiguous(torch::MemoryFormat::ChannelsLast);
-      torch::Tensor bf16_images;  // only where bf16 runs
       std::vector<std::pair<std::string, std::function<void()>>> runs = {
           {"library (frozen+optimised)", [&] { (void)library.embed(images); }},
           {"its module's forward alone", [&] {
@@ -346,16 +347,11 @@ int main(int argc, char** argv) try {
              (void)module.forward({channels_last});
            }},
       };
-      if (bf16) {
-        bf16_images = images.to(torch::kBFloat16);
-        runs.emplace_back("bf16 weights and input", [&] {
-          torch::InferenceMode guard;
-          (void)bf16_module.forward({bf16_images});
-        });
-        torch::InferenceMode guard;
+      if (reduced) {
+        runs.emplace_back("library, bfloat16", [&] { (void)reduced->embed(images); });
         const auto reference = library.embed(images);
-        const auto rounded = bf16_module.forward({bf16_images}).toTensor().to(torch::kFloat32);
-        std::printf("bf16 embeddings vs fp32, batch %lld: max abs diff %.3g, largest fp32 value %.3g\n",
+        const auto rounded = reduced->embed(images);
+        std::printf("bfloat16 embeddings vs float32, batch %lld: max abs diff %.3g, largest float32 value %.3g\n",
                     static_cast<long long>(batch), (rounded - reference).abs().max().item<double>(),
                     reference.abs().max().item<double>());
       }
@@ -393,16 +389,18 @@ int main(int argc, char** argv) try {
         std::fflush(stdout);
       }
       // The library over its own module's forward (the cost of its checks), over the Python
-      // TorchScript variant with the best median, and over Python eager.
-      std::size_t best_python = 0, eager = 0;  // 0, the library's own index, stands for none
+      // TorchScript variant with the best median, and over Python eager; the library in
+      // bfloat16 over the library.
+      std::size_t best_python = 0, eager = 0, bfloat16 = 0;  // 0, the library's own index, stands for none
       for (std::size_t v = 0; v < variants.size(); ++v) {
         if (variants[v].name == "python eager") eager = v;
+        else if (variants[v].name == "library, bfloat16") bfloat16 = v;
         else if (variants[v].python && (!best_python || median(rates[v]) > median(rates[best_python]))) best_python = v;
       }
-      const auto versus = [&](std::size_t other, std::vector<double>& row_medians) {
-        if (!other) return std::string("-");
+      const auto ratio = [&](std::size_t top, std::size_t bottom, std::vector<double>& row_medians) {
+        if (!top && !bottom) return std::string("-");
         std::vector<double> within_rounds;
-        for (int round = 0; round < rounds; ++round) within_rounds.push_back(rates[0][round] / rates[other][round]);
+        for (int round = 0; round < rounds; ++round) within_rounds.push_back(rates[top][round] / rates[bottom][round]);
         row_medians.push_back(median(within_rounds));
         char text[96];
         std::snprintf(text, sizeof text, "%.2fx (rounds %.2f-%.2f)", median(within_rounds),
@@ -410,11 +408,15 @@ int main(int argc, char** argv) try {
                       *std::max_element(within_rounds.begin(), within_rounds.end()));
         return std::string(text);
       };
-      char line[400];
-      std::snprintf(line, sizeof line, "%-34s %5lld %5lld  %2d rounds  library/forward-alone %s  library/%s %s  library/python-eager %s",
+      const auto versus = [&](std::size_t other, std::vector<double>& row_medians) { return ratio(0, other, row_medians); };
+      char line[480];
+      std::snprintf(line, sizeof line,
+                    "%-34s %5lld %5lld  %2d rounds  library/forward-alone %s  library/%s %s  library/python-eager %s  "
+                    "bfloat16/float32 %s",
                     metadata.name.substr(0, 34).c_str(), static_cast<long long>(side), static_cast<long long>(batch), rounds,
                     versus(1, over_forward).c_str(), best_python ? variants[best_python].name.c_str() : "python",
-                    versus(best_python, over_python).c_str(), versus(eager, over_eager).c_str());
+                    versus(best_python, over_python).c_str(), versus(eager, over_eager).c_str(),
+                    ratio(bfloat16, 0, bf16_over_fp32).c_str());
       ratios.emplace_back(line);
     }
   }
@@ -430,6 +432,7 @@ int main(int argc, char** argv) try {
   std::printf("geometric mean over the rows: library/forward-alone %.3fx (the noise yardstick)", geometric_mean(over_forward));
   if (!over_python.empty()) std::printf(", library/best-python-TorchScript %.3fx", geometric_mean(over_python));
   if (!over_eager.empty()) std::printf(", library/python-eager %.3fx", geometric_mean(over_eager));
+  if (!bf16_over_fp32.empty()) std::printf(", library bfloat16/float32 %.3fx", geometric_mean(bf16_over_fp32));
   std::printf("\n");
   print_convolution_ceiling(peak, budget);
   return 0;

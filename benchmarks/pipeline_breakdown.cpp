@@ -19,7 +19,7 @@
 // Models needed: models/ from tools/setup-models.sh.
 // Usage: pipeline_breakdown --models DIR (--pairs FILE --root DIR | --photo-list FILE)
 //          [--max-photos 600] [--mirror] [--threads N] [--detector-sizes 416,192] [--merge-sizes]
-//          [--peer RESULTS] [--synthetic N]
+//          [--peer RESULTS] [--synthetic N] [--precision float32|bfloat16]
 // The detector runs coarse to fine, as FacePipeline::from_models runs it; --merge-sizes runs
 // every input size and merges them instead.
 
@@ -197,7 +197,7 @@ std::vector<std::filesystem::path> synthetic_folder(const std::vector<std::files
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string pairs_file, root, photo_list, peer_file;
+  std::string pairs_file, root, photo_list, peer_file, precision = "float32";
   Settings settings;
   std::size_t max_photos = 600, synthetic = 0;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
@@ -218,13 +218,14 @@ int main(int argc, char** argv) {
     else if (flag == "--root" && has_value) root = argv[++i];
     else if (flag == "--max-photos" && has_value) max_photos = std::stoul(argv[++i]);
     else if (flag == "--threads" && has_value) threads = std::stoi(argv[++i]);
+    else if (flag == "--precision" && has_value) precision = argv[++i];
     else settings.models.clear(), i = argc;
   }
   const bool from_pairs = !pairs_file.empty() && !root.empty();
   if (settings.models.empty() || from_pairs == !photo_list.empty() || threads < 1) {
     std::cerr << "usage: pipeline_breakdown --models DIR (--pairs FILE --root DIR | --photo-list FILE) [--max-photos 600]\n"
                  "         [--mirror] [--threads N] [--detector-sizes 416,192] [--merge-sizes] [--peer RESULTS]\n"
-                 "         [--synthetic N]\n";
+                 "         [--synthetic N] [--precision float32|bfloat16]\n";
     return 2;
   }
   try {
@@ -239,7 +240,8 @@ int main(int argc, char** argv) {
     if (settings.photos.size() > max_photos) settings.photos.resize(max_photos);
     BackboneOptions options;
     options.device = Device::cpu();
-    std::printf("%s\n", bench::cpu_features().c_str());
+    options.precision = parse_precision(precision);
+    std::printf("%s; backbone in %s\n", bench::cpu_features().c_str(), precision_name(options.precision));
     if (synthetic > 0) {
       torch::set_num_threads(threads);
       const auto dir = std::filesystem::temp_directory_path() / ("siamese-synthetic-" + std::to_string(getpid()));

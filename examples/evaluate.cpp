@@ -16,7 +16,8 @@
 //
 // Usage: evaluate --model M --pairs FILE --root DIR [--out DIR] [--mirror] [--batch N]
 //                 [--mirror-landmarks] [--jitters N] [--every-detector-size]
-//                 [--cropped] [--linear-far] [--calibrate far=0.001|accuracy]
+//                 [--precision float32|bfloat16|float16] [--cropped] [--linear-far]
+//                 [--calibrate far=0.001|accuracy]
 // (evaluate --help lists every option with its default.)
 
 #include "example_main.hpp"
@@ -35,7 +36,7 @@
 namespace {
 
 struct Arguments {
-  std::string model, pairs, root, out = ".", calibrate;
+  std::string model, pairs, root, out = ".", calibrate, precision = "float32";
   bool mirror = false, mirror_landmarks = false, cropped = false, linear_far = false, every_detector_size = false;
   int jitters = 0;
   std::size_t batch = 32;
@@ -54,6 +55,16 @@ void add_arguments(CLI::App& app, Arguments& a) {
   app.add_flag("--every-detector-size", a.every_detector_size,
                "run the face detector at every input size and merge (slower, more precise boxes) "
                "instead of coarse to fine");
+  app.add_option("--precision", a.precision,
+                 "backbone arithmetic: float32, bfloat16 (CUDA, or a CPU with AVX512-BF16 or AMX) or float16 (CUDA)")
+      ->check([](const std::string& value) -> std::string {
+        try {
+          siamese::parse_precision(value);
+          return "";
+        } catch (const siamese::Error& e) {
+          return e.what();
+        }
+      });
   app.add_flag("--cropped", a.cropped, "images are aligned crops: no detection, the centre is the face");
   app.add_flag("--linear-far", a.linear_far, "draw the ROC with a linear FAR axis instead of a logarithmic one");
   app.add_option("--calibrate", a.calibrate, "fit the head and a threshold on these pairs (far=0.001 or accuracy); "
@@ -144,6 +155,7 @@ int main(int argc, char** argv) {
     const auto list = eval::parse_pairs(args.pairs, args.root);
     BackboneOptions options;
     options.device = Device::automatic();
+    options.precision = parse_precision(args.precision);
     TorchScriptBackbone backbone(args.model, options);
     std::optional<FacePipeline> pipeline;
     if (!args.cropped) {
@@ -164,7 +176,7 @@ int main(int argc, char** argv) {
 
     const auto images = eval::distinct_images(list);
     std::cerr << "evaluate: " << list.pairs.size() << " pairs, " << images.size() << " distinct images, "
-              << torch::get_num_threads() << " threads\n";
+              << torch::get_num_threads() << " threads, backbone in " << precision_name(backbone.precision()) << "\n";
     const auto start = std::chrono::steady_clock::now();
     const auto embeddings = embedder.embed_files(images);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

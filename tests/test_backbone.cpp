@@ -112,10 +112,38 @@ TEST_CASE("Wrong image tensors raise ShapeError with the shapes", "[backbone][er
   CHECK_THROWS_AS(backbone.embed(torch::full({1, 3, 8, 8}, NAN)), siamese::NumericError);
 }
 
-TEST_CASE("Half precision is a CUDA option, refused on the CPU by name", "[backbone][device][errors]") {
+TEST_CASE("Reduced precision: float16 needs CUDA, bfloat16 a CPU that has it; both refused by name",
+          "[backbone][device][errors]") {
   fixtures::TempDir dir;
-  auto options = fixtures::cpu_options();
-  options.half_precision = true;
-  CHECK_THROWS_WITH(siamese::TorchScriptBackbone(fixtures::save_tiny_backbone(dir), options),
-                    Catch::Contains("half_precision needs a CUDA device") && Catch::Contains("cpu"));
+  const auto file = fixtures::save_tiny_backbone(dir);
+  auto options = fixtures::cpu_options(/*optimize=*/true);
+  options.precision = siamese::Precision::float16;
+  CHECK_THROWS_WITH(TorchScriptBackbone(file, options),
+                    Catch::Contains("float16 precision needs a CUDA device") && Catch::Contains("cpu"));
+  CHECK_THROWS_AS(TorchScriptBackbone(file, options), siamese::DeviceError);
+
+  options.precision = siamese::Precision::bfloat16;
+  if (!siamese::cpu_has_native_bfloat16()) {
+    CHECK_THROWS_WITH(TorchScriptBackbone(file, options),
+                      Catch::Contains("bfloat16 precision for '" + file.string()) && Catch::Contains("AVX512-BF16"));
+    return;
+  }
+  const TorchScriptBackbone reduced(file, options), reference(file, fixtures::cpu_options(true));
+  CHECK(reduced.precision() == siamese::Precision::bfloat16);
+  const auto images = fixtures::random_images(3);
+  const auto embeddings = reduced.embed(images);
+  const auto expected = reference.embed(images);
+  CHECK(embeddings.scalar_type() == torch::kFloat32);
+  CHECK(embeddings.sizes() == expected.sizes());
+  // bfloat16 keeps 8 significant bits: about 2 decimal digits.
+  CHECK(torch::allclose(embeddings, expected, /*rtol=*/0.05, /*atol=*/0.05 * expected.abs().max().item<double>()));
+  CHECK_FALSE(torch::equal(embeddings, expected));
+}
+
+TEST_CASE("Precision names parse back, anything else is refused by name", "[backbone][errors]") {
+  for (const auto precision : {siamese::Precision::float32, siamese::Precision::bfloat16, siamese::Precision::float16}) {
+    CHECK(siamese::parse_precision(siamese::precision_name(precision)) == precision);
+  }
+  CHECK(std::string(siamese::precision_name(siamese::Precision::bfloat16)) == "bfloat16");
+  CHECK_THROWS_WITH(siamese::parse_precision("fp8"), Catch::Contains("unknown precision 'fp8'"));
 }

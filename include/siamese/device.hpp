@@ -9,6 +9,10 @@
 #include <string>
 #include <thread>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace siamese {
 
 /// Where tensors and modules live. Chosen once, then passed around as a value.
@@ -80,6 +84,28 @@ inline void set_num_threads(int count) {
 /// on a 2-core machine; loading a backbone applies this default unless set_num_threads() ran.
 inline int default_num_threads() {
   return static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+}
+
+/// Whether this CPU computes bfloat16 in hardware: AVX512-BF16 (with the operating system
+/// saving AVX-512 state) or AMX-BF16. Elsewhere LibTorch emulates bfloat16, an order of
+/// magnitude slower than float32, which is why Precision::bfloat16 needs it on the CPU.
+inline bool cpu_has_native_bfloat16() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || (ecx & bit_OSXSAVE) == 0) return false;
+  unsigned xcr0_low = 0, xcr0_high = 0;
+  __asm__("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+  const bool os_saves_avx512 = (xcr0_low & 0xE6U) == 0xE6U;      // SSE, AVX, opmask, ZMM state
+  const bool os_saves_tiles = (xcr0_low & 0x60000U) == 0x60000U;  // AMX tile config and data
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool amx_bf16 = (edx & (1U << 22)) != 0;
+  const unsigned max_subleaf = eax;
+  bool avx512_bf16 = false;
+  if (max_subleaf >= 1 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) avx512_bf16 = (eax & (1U << 5)) != 0;
+  return (avx512_bf16 && os_saves_avx512) || (amx_bf16 && os_saves_tiles);
+#else
+  return false;
+#endif
 }
 
 namespace detail {
