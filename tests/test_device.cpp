@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 TEST_CASE("Device selection on a CPU machine", "[device]") {
   CHECK(siamese::Device::cpu().str() == "cpu");
   CHECK(siamese::Device::parse("cpu") == siamese::Device::cpu());
@@ -19,11 +21,25 @@ TEST_CASE("Device selection on a CPU machine", "[device]") {
 
 TEST_CASE("Thread count: a sensible default, and the user's choice is kept", "[device]") {
   CHECK(siamese::default_num_threads() >= 1);
-  siamese::detail::apply_default_threads();
+  siamese::detail::apply_process_defaults();
   CHECK(torch::get_num_threads() == siamese::default_num_threads());
   siamese::set_num_threads(1);
-  siamese::detail::apply_default_threads();
+  siamese::detail::apply_process_defaults();
   CHECK(torch::get_num_threads() == 1);
   CHECK_THROWS_AS(siamese::set_num_threads(0), siamese::Error);
   siamese::set_num_threads(siamese::default_num_threads());
+}
+
+TEST_CASE("The first network's load tunes glibc's allocator: large blocks come from its heap", "[device]") {
+#if defined(__GLIBC__)
+  siamese::detail::apply_process_defaults();
+  // Above glibc's largest dynamic mmap threshold (32 MiB): mapped afresh by default.
+  constexpr std::size_t block = std::size_t{64} << 20;
+  const auto mapped_before = ::mallinfo2().hblkhd;
+  void* memory = std::malloc(block);
+  REQUIRE(memory != nullptr);
+  const auto mapped_with_block = ::mallinfo2().hblkhd;
+  std::free(memory);
+  CHECK(mapped_with_block - mapped_before < block);
+#endif
 }

@@ -88,7 +88,7 @@ class TorchScriptBackbone {
   /// DeviceError (float16 off CUDA; bfloat16 on a CPU without AVX512-BF16 or AMX).
   explicit TorchScriptBackbone(const std::filesystem::path& file, BackboneOptions options = {})
       : file_(file.string()), device_(options.device) {
-    detail::apply_default_threads();
+    detail::apply_process_defaults();
     auto loaded = detail::load_module(file_, device_);
     module_ = loaded.module;
     has_metadata_file_ = loaded.metadata.has_value();

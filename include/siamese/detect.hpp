@@ -187,7 +187,7 @@ class TinyFaceDetector : public FaceDetector {
   /// options out of range.
   explicit TinyFaceDetector(const std::filesystem::path& model, TinyFaceDetectorOptions options = {})
       : options_(checked(std::move(options))),
-        network_((detail::apply_default_threads(), model.string()), options_.device) {}
+        network_((detail::apply_process_defaults(), model.string()), options_.device) {}
 
   std::vector<FaceDetection> detect(const cv::Mat& rgb) override { return detect_batch({rgb}).front(); }
 

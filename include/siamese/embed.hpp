@@ -12,10 +12,6 @@
 
 #include <torch/torch.h>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -63,14 +59,6 @@ class IntraOpThreads {
  private:
   int restore_;
 };
-
-/// Returns the free memory of the C library's heaps to the system where it can (glibc's
-/// malloc_trim, which also releases whole free pages inside its heaps); elsewhere nothing.
-inline void release_free_memory() {
-#if defined(__GLIBC__)
-  ::malloc_trim(0);
-#endif
-}
 
 }  // namespace detail
 

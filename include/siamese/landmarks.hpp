@@ -25,7 +25,7 @@ class LandmarkDetector68 {
 
   /// Throws FileError/ModelError/MetadataError for a missing or wrong model file.
   explicit LandmarkDetector68(const std::filesystem::path& model, Device device = Device::cpu())
-      : network_((detail::apply_default_threads(), model.string()), device) {}
+      : network_((detail::apply_process_defaults(), model.string()), device) {}
 
   /// Landmarks of the face in `box` of an 8-bit RGB image, as face-api finds them: the box
   /// (clipped to the image) is cut out, padded to a centred square with zeros, resized to the
