@@ -120,8 +120,8 @@ inline bool cpu_has_native_bfloat16() {
 /// process: blocks of up to 1 GiB come from its heaps instead of a fresh mmap() each, and up
 /// to 1 GiB of freed memory stays mapped for the next call instead of going back at once
 /// (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD). A batch's activations, tens to hundreds of MB, are
-/// otherwise new pages that fault one by one on every call: with the tuning, LFW ran 1.5x-1.9x
-/// faster end to end and InceptionV3 at 299, batch 32, 3x (docs/performance.md). The cost:
+/// otherwise new pages that fault one by one on every call: with the tuning, LFW ran 1.4x-2.0x
+/// faster end to end and InceptionV3 at 299, batch 32, 2.3x (docs/performance.md). The cost:
 /// memory stays near its peak between calls (ImageEmbedder still hands it back every
 /// EmbedderOptions::release_memory_every photos). Without glibc the library sets nothing.
 inline void keep_allocator_settings() { detail::allocator_settings_kept() = true; }
