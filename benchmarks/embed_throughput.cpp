@@ -281,7 +281,8 @@ int main(int argc, char** argv) try {
   // The CPU's peak: cores x 2 FMA pipes x fp32 lanes (8 with AVX2, 16 with AVX-512) x 2 flops
   // x clock. Zen 4 splits each 512-bit FMA in two, so it reaches half the AVX-512 figure.
   const double ghz = measured_clock_ghz();
-  const int lanes = bench::cpu_features().find(", AVX-512") != std::string::npos ? 16 : 8;
+  const auto features = bench::cpu_features();
+  const int lanes = features.find(", AVX-512") != std::string::npos ? 16 : 8;
   const double peak = threads * 2 * lanes * 2 * ghz;
   const auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
   const auto multiply = [&] { (void)torch::mm(a, b); };
@@ -290,7 +291,7 @@ int main(int argc, char** argv) try {
   std::printf("threads %d, clock %.2f GHz (measured), fp32 peak %.0f GFLOP/s (%d cores x 2 FMA x %d lanes x 2 x clock), "
               "SGEMM 2048 %.0f GFLOP/s (%.0f%% of peak)\n",
               threads, ghz, peak, threads, lanes, sgemm, 100 * sgemm / peak);
-  std::printf("%s\n", bench::cpu_features().c_str());
+  std::printf("%s\n", features.c_str());
   if (!bf16) {
     std::printf("bfloat16: skipped, this CPU has neither AVX512-BF16 nor AMX-BF16: LibTorch would emulate it, "
                 "slower than float32, and the library refuses Precision::bfloat16 here\n");
