@@ -159,11 +159,10 @@ void stage_breakdown(const Settings& settings, const siamese::TorchScriptBackbon
 }
 
 double end_to_end(const Settings& settings, const siamese::TorchScriptBackbone& backbone, std::size_t prefetch) {
-  auto pipeline = lfw_pipeline(settings);
   siamese::EmbedderOptions options;
   options.mirror = settings.mirror;
   options.prefetch_batches = prefetch;
-  siamese::ImageEmbedder embedder(backbone, &pipeline, options);
+  siamese::ImageEmbedder embedder(backbone, lfw_pipeline(settings), options);
   const auto start = Clock::now();
   (void)embedder.embed_files(settings.photos);
   return static_cast<double>(settings.photos.size()) / since(start);

@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
     embed_options.batch_size = args.batch;
     embed_options.mirror = args.mirror;
     embed_options.jitters = args.jitters;
-    ImageEmbedder embedder(backbone, pipeline ? &*pipeline : nullptr, embed_options);
+    ImageEmbedder embedder(backbone, std::move(pipeline), embed_options);
     embedder.set_progress(stderr_progress());
 
     const auto images = eval::distinct_images(list);
@@ -208,8 +208,8 @@ int main(int argc, char** argv) {
               << std::setprecision(1) << seconds << " s (" << stats.embedded / seconds
               << " photos/s end to end: read, decode, detect, align, embed)\n"
               << "faces            "
-              << (!pipeline ? "not detected: the images are face chips (--cropped)"
-                  : pipeline->options().coarse_to_fine_detection
+              << (!embedder.pipeline() ? "not detected: the images are face chips (--cropped)"
+                  : embedder.pipeline()->options().coarse_to_fine_detection
                       ? "detected coarse to fine (input sizes smallest first; --every-detector-size merges them all)"
                       : "detected at every input size, merged (--every-detector-size)")
               << '\n'

@@ -5,7 +5,8 @@
 // so many `gallery` processes may change one gallery at once and none loses another's work.
 // Faces are found and aligned as in verify_pair; identification ranks people by their nearest
 // enrolled embedding and answers "unknown" beyond the distance threshold (the model's
-// calibration when there is one, else its metadata's threshold). `export` and `import` move a
+// calibration when there is one, else its metadata's threshold; a model with neither, such as
+// the pretrained InceptionV3, is refused unless --threshold is given). `export` and `import` move a
 // gallery to and from the single checksummed file format. `benchmark` enrolls the first photos
 // of each person in a folder of identities and identifies the held-back ones: rank-1 accuracy,
 // and the rejection rate of people never enrolled.
@@ -36,14 +37,25 @@ struct Arguments {
   double threshold = -1.0;
 };
 
-// The model, its face pipeline and its threshold, loaded only by the commands that embed.
+// The distance beyond which a face is unknown: --threshold, else the model's calibration or
+// published threshold. A model with neither cannot say who is who: refused, saying what to run.
+double identification_threshold(const Arguments& args, const siamese::TorchScriptBackbone& backbone) {
+  if (args.threshold > 0) return args.threshold;
+  if (const auto decision = siamese::fitted_decision(args.model, backbone.metadata())) return decision->distance_threshold;
+  throw siamese::UncalibratedModelError(siamese::uncalibrated_message(args.model, backbone.metadata()) +
+                                        "; or give --threshold");
+}
+
+// The model, its face pipeline and, for the commands that answer who someone is, its
+// threshold; loaded only by the commands that embed.
 struct Embedder {
   /// `dataset`: photos are face-dataset images (LFW-style): the central face, and the image
-  /// centre where no face is found.
-  Embedder(const Arguments& args, bool dataset)
-      : net(siamese::load_face_verifier(args.model)),
-        pipeline(make_pipeline(args.model, net.backbone().input_spec().height, dataset)),
-        threshold(args.threshold > 0 ? args.threshold : net.head()->distance_at(net.decision_threshold())) {
+  /// centre where no face is found. `identifies`: the command names people, so it needs a
+  /// threshold (enrolling does not).
+  Embedder(const Arguments& args, bool dataset, bool identifies)
+      : backbone(args.model),
+        threshold(identifies ? identification_threshold(args, backbone) : 0.0),
+        images(backbone, make_pipeline(args.model, backbone.input_spec().height, dataset)) {
     images.set_progress(siamese::stderr_progress());
   }
 
@@ -59,16 +71,15 @@ struct Embedder {
     return images.embed_files(std::vector<std::filesystem::path>(photos.begin(), photos.end()));
   }
 
-  const siamese::BackboneMetadata& metadata() const { return net.backbone().metadata(); }
+  const siamese::BackboneMetadata& metadata() const { return backbone.metadata(); }
 
-  siamese::FaceVerifier net;
-  siamese::FacePipeline pipeline;
-  siamese::ImageEmbedder<> images{net.backbone(), &pipeline};
+  siamese::TorchScriptBackbone backbone;
   double threshold;
+  siamese::ImageEmbedder<> images;
 };
 
 int enroll(const Arguments& args) {
-  Embedder embedder(args, /*dataset=*/false);
+  Embedder embedder(args, /*dataset=*/false, /*identifies=*/false);
   const auto start = std::chrono::steady_clock::now();
   const auto embeddings = embedder.embed(args.photos);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -86,11 +97,17 @@ int enroll(const Arguments& args) {
 }
 
 int identify(const Arguments& args) {
-  Embedder embedder(args, /*dataset=*/false);
+  Embedder embedder(args, /*dataset=*/false, /*identifies=*/true);
   const auto gallery = siamese::Gallery::open(args.db);
   gallery.check_model(embedder.metadata().name, embedder.metadata().embedding_size);
   const auto found = gallery.identify(embedder.embed({args.file}), args.k, embedder.threshold).front();
-  std::cout << std::fixed << std::setprecision(4) << "answer: " << found.best() << " (threshold " << embedder.threshold << ")\n";
+  // Whether the face is known is said in words no name can take: a person may be named "unknown".
+  std::cout << std::fixed << std::setprecision(4);
+  if (found.known) {
+    std::cout << "known:  yes, within distance " << embedder.threshold << "\nperson: " << *found.best() << '\n';
+  } else {
+    std::cout << "known:  no, nobody within distance " << embedder.threshold << '\n';
+  }
   for (const auto& m : found.candidates) std::cout << "  " << m.person << "\tdistance " << m.distance << '\n';
   return 0;
 }
@@ -128,7 +145,7 @@ int import_file(const Arguments& args) {
 }
 
 int benchmark(const Arguments& args) {
-  Embedder embedder(args, /*dataset=*/true);
+  Embedder embedder(args, /*dataset=*/true, /*identifies=*/true);
   siamese::train::IdentityFolder folder(args.people);
   std::vector<std::string> enrolled_people, enroll_photos, probes, probe_people, strangers;
   for (const auto& person : folder.people()) {

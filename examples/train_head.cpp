@@ -53,18 +53,19 @@ int main(int argc, char** argv) {
     const auto train_pairs = train::sample_pairs(train_people, args.pairs, args.seed);
     const auto validation_pairs = train::sample_pairs(validation_people, std::max<std::size_t>(2, args.pairs / 4), args.seed + 1);
 
-    auto net = load_face_verifier(args.model);
+    // Any backbone: training a head is how one without a fitted decision gets its first.
+    const TorchScriptBackbone backbone(args.model);
     std::optional<FacePipeline> pipeline;
     if (!args.cropped) {
       FacePipelineOptions options;
-      options.chip_size = net.backbone().input_spec().height;
+      options.chip_size = backbone.input_spec().height;
       options.center_fallback = true;
       options.policy = FacePolicy::central;  // identity folders hold face-dataset photos
       pipeline.emplace(FacePipeline::from_models(std::filesystem::path(args.model).parent_path(), options));
     }
-    ImageEmbedder embedder(net.backbone(), pipeline ? &*pipeline : nullptr);
+    ImageEmbedder embedder(backbone, std::move(pipeline));
     embedder.set_progress(stderr_progress());
-    const auto cached = embedder.load_cache(args.cache, net.backbone().metadata().name);
+    const auto cached = embedder.load_cache(args.cache, backbone.metadata().name);
     auto distances_of = [&](const std::vector<eval::ImagePair>& pairs) {
       std::vector<std::filesystem::path> a, b;
       for (const auto& p : pairs) {
@@ -81,7 +82,7 @@ int main(int argc, char** argv) {
     };
     const auto train_d = distances_of(train_pairs);
     const auto validation_d = distances_of(validation_pairs);
-    embedder.save_cache(args.cache, net.backbone().metadata().name);
+    embedder.save_cache(args.cache, backbone.metadata().name);
     const auto train_y = labels_of(train_pairs);
     const auto validation_y = labels_of(validation_pairs);
     auto accuracy = [&](SigmoidHead& head) {
@@ -92,12 +93,14 @@ int main(int argc, char** argv) {
       return static_cast<double>(correct) / static_cast<double>(validation_y.size());
     };
     // A fresh Dense(1) knows nothing of the distances' scale: w = -1, b = 0 says "different"
-    // to every pair. The library's default head is centred on the model's published threshold.
+    // to every pair. The model's own head (its calibration or published threshold) is the one
+    // to beat, where it has one.
     SigmoidHead untrained(SigmoidHeadOptions{-1.0, 0.0});
-    SigmoidHead library_default(SigmoidHeadOptions{});
+    const auto own = fitted_decision(args.model, backbone.metadata());
+    SigmoidHead own_head(own ? own->head : SigmoidHeadOptions{});
     SigmoidHead head(SigmoidHeadOptions{-1.0, 0.0});
     const double before = accuracy(untrained);
-    const double default_accuracy = accuracy(library_default);
+    const double own_accuracy = accuracy(own_head);
     const double loss = train::train_head(head, train_d, train_y);
     const double after = accuracy(head);
     save_head(head, args.out);
@@ -110,9 +113,14 @@ int main(int argc, char** argv) {
               << " loaded from " << args.cache << ")\n"
               << "untrained head   w " << untrained->weight.item<double>() << ", b " << untrained->bias.item<double>()
               << ": validation accuracy " << before << '\n'
-              << "default head     w " << library_default->weight.item<double>() << ", b "
-              << library_default->bias.item<double>() << ": validation accuracy " << default_accuracy << '\n'
-              << "trained head     w " << head->weight.item<double>() << ", b " << head->bias.item<double>()
+              << "model's own head ";
+    if (own) {
+      std::cout << "w " << own->head.weight << ", b " << own->head.bias << ": validation accuracy " << own_accuracy << " ("
+                << own->source << ")\n";
+    } else {
+      std::cout << "none: no calibration or published threshold for this model\n";
+    }
+    std::cout << "trained head     w " << head->weight.item<double>() << ", b " << head->bias.item<double>()
               << ": validation accuracy " << after << " (training loss " << loss << ")\n"
               << "saved            " << args.out << " (verify_pair --head " << args.out << ")\n";
     return 0;

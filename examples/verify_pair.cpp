@@ -4,6 +4,9 @@
 // cascade), aligns it with 68 landmarks onto the dlib chip template, embeds both chips with
 // ONE shared backbone, and prints the Euclidean distance, the head's probability and the
 // verdict. --show draws both faces, their boxes and landmarks, and the answer into a PNG.
+// A verdict needs a head and threshold fitted to the model: its calibration, the threshold its
+// metadata publishes, or a head from train_head (--head). A model with none of them (the
+// pretrained InceptionV3, never trained on faces) gets its distance printed and no verdict.
 //
 // Models needed: a backbone file (models/faceapi_recognition.pt from tools/setup-models.sh).
 // The detector and landmark models are taken from the backbone's folder when present
@@ -49,7 +52,7 @@ void add_arguments(CLI::App& app, Arguments& args) {
   app.add_option("--detector", args.detector, "tiny (face-api's, when its model is beside MODEL) or haar (OpenCV)")
       ->check(CLI::IsMember({"tiny", "haar"}));
   app.add_option("--show", args.show, "write a picture of both faces, boxes, landmarks and the verdict (PNG)");
-  app.add_option("--head", args.head, "a head trained by train_head instead of the model's own (verdict: p >= 0.5)");
+  app.add_option("--head", args.head, "a head trained by train_head for MODEL (verdict: p >= 0.5)");
   app.add_option("--device", args.device, "auto, cpu, cuda or cuda:N");
   app.add_flag("--json", args.json, "print one JSON object (distance, probability, verdict, boxes, model) for scripts");
 }
@@ -85,8 +88,15 @@ cv::Mat draw_panel(const cv::Mat& photo, const siamese::AlignedFace& face, int h
   return panel;
 }
 
+// The verdict in words, or why there is none.
+std::string verdict_of(const siamese::VerifyResult& r, bool has_decision) {
+  if (!has_decision) return "none (no head or threshold fitted to this model)";
+  return r.same ? "same person" : "different people";
+}
+
 void save_picture(const std::string& file, const cv::Mat& photo_a, const siamese::AlignedFace& a,
-                  const cv::Mat& photo_b, const siamese::AlignedFace& b, const siamese::VerifyResult& r) {
+                  const cv::Mat& photo_b, const siamese::AlignedFace& b, const siamese::VerifyResult& r,
+                  bool has_decision) {
   constexpr int height = 360;
   const cv::Mat left = draw_panel(photo_a, a, height);
   const cv::Mat right = draw_panel(photo_b, b, height);
@@ -95,9 +105,13 @@ void save_picture(const std::string& file, const cv::Mat& photo_a, const siamese
   left.copyTo(canvas(cv::Rect(0, 0, left.cols, height)));
   right.copyTo(canvas(cv::Rect(left.cols + 10, 0, right.cols, height)));
   std::ostringstream text;
-  text << std::fixed << std::setprecision(3) << (r.same ? "SAME PERSON" : "DIFFERENT PEOPLE")
-       << "   distance " << r.distance << "   probability " << r.probability;
-  const cv::Scalar colour = r.same ? cv::Scalar(0, 140, 0) : cv::Scalar(200, 0, 0);
+  text << std::fixed << std::setprecision(3);
+  if (has_decision) {
+    text << (r.same ? "SAME PERSON" : "DIFFERENT PEOPLE") << "   distance " << r.distance << "   probability " << r.probability;
+  } else {
+    text << "distance " << r.distance << "   (no verdict: no threshold fitted to this model)";
+  }
+  const cv::Scalar colour = !has_decision ? cv::Scalar(90, 90, 90) : r.same ? cv::Scalar(0, 140, 0) : cv::Scalar(200, 0, 0);
   cv::putText(canvas, text.str(), cv::Point(10, height + 40), cv::FONT_HERSHEY_SIMPLEX, 0.8, colour, 2);
   cv::Mat bgr;
   cv::cvtColor(canvas, bgr, cv::COLOR_RGB2BGR);
@@ -126,12 +140,12 @@ int main(int argc, char** argv) {
   return example::run_main(app, argc, argv, [&] {
     siamese::BackboneOptions options;
     options.device = siamese::Device::parse(args.device);
-    auto net = siamese::load_face_verifier(args.model, options);
-    if (!args.head.empty()) {
-      net.head() = siamese::load_head(args.head);
-      net.head()->to(options.device.torch_device());
-      net.set_decision_threshold(0.5);
-    }
+    siamese::TorchScriptBackbone backbone(args.model, options);
+    const auto decision = args.head.empty() ? siamese::fitted_decision(args.model, backbone.metadata())
+                                            : std::optional(siamese::decision_from_head(siamese::load_head(args.head), args.head));
+    // Without a fitted decision the net still measures the distance; its head's answer is
+    // never shown.
+    auto net = decision ? siamese::make_face_verifier(std::move(backbone), *decision) : siamese::FaceVerifier(std::move(backbone));
     const auto& spec = net.backbone().input_spec();
     std::optional<siamese::FacePipeline> pipeline;
     if (!args.cropped) pipeline.emplace(make_pipeline(args, spec.height, options.device));
@@ -150,19 +164,20 @@ int main(int argc, char** argv) {
     const auto result = net.verify(siamese::to_input_tensor(face_a.chip, spec),
                                    siamese::to_input_tensor(face_b.chip, spec));
     const auto& metadata = net.backbone().metadata();
-    const std::string verdict = result.same ? "same person" : "different people";
+    const std::string verdict = verdict_of(result, decision.has_value());
     const std::string faces = pipeline ? (pipeline->uses_landmarks() ? "detected, aligned by 68 landmarks" : "detected, box crop")
                                        : "given as crops";
-    if (!args.show.empty()) save_picture(args.show, photo_a, face_a, photo_b, face_b, result);
+    if (!args.show.empty()) save_picture(args.show, photo_a, face_a, photo_b, face_b, result, decision.has_value());
 
     if (args.json) {
       nlohmann::json out = {{"model", {{"name", metadata.name}, {"file", args.model}, {"pretrained", metadata.pretrained}}},
                             {"device", options.device.str()},
                             {"faces", faces},
                             {"distance", result.distance},
-                            {"probability", result.probability},
-                            {"same", result.same},
-                            {"verdict", verdict},
+                            {"probability", decision ? nlohmann::json(result.probability) : nlohmann::json()},
+                            {"same", decision ? nlohmann::json(result.same) : nlohmann::json()},
+                            {"verdict", decision ? nlohmann::json(verdict) : nlohmann::json()},
+                            {"decision", decision ? nlohmann::json(decision->source) : nlohmann::json()},
                             {"a", face_json(args.image_a, face_a)},
                             {"b", face_json(args.image_b, face_b)}};
       if (!args.show.empty()) out["picture"] = args.show;
@@ -173,9 +188,15 @@ int main(int argc, char** argv) {
               << "model:       " << metadata.name << " (" << (metadata.pretrained ? "pretrained" : "RANDOM weights")
               << ", device " << options.device.str() << ", " << torch::get_num_threads() << " threads)\n"
               << "faces:       " << faces << '\n'
-              << "distance:    " << result.distance << '\n'
-              << "probability: " << result.probability << '\n'
-              << "verdict:     " << verdict << '\n';
+              << "distance:    " << result.distance << '\n';
+    if (decision) {
+      std::cout << "probability: " << result.probability << '\n'
+                << "verdict:     " << verdict << " (threshold " << decision->distance_threshold << " from "
+                << decision->source << ")\n";
+    } else {
+      std::cout << "verdict:     " << verdict << '\n';
+      std::cerr << "verify_pair: no verdict: " << siamese::uncalibrated_message(args.model, metadata) << '\n';
+    }
     if (!args.show.empty()) std::cout << "picture:     " << args.show << '\n';
     return 0;
   });

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace fixtures {
 
@@ -74,6 +75,7 @@ inline siamese::BackboneMetadata tiny_metadata(std::int64_t dim = embedding_size
   m.input.std = {0.25, 0.25, 0.25};
   m.embedding_size = dim;
   m.pretrained = true;  // not really; keeps the untrained-weights warning out of test logs
+  m.distance_threshold = 0.6;  // as the face model publishes: load_face_verifier gives verdicts
   m.weights = "random, made by the test";
   m.license = "MIT";
   return m;
@@ -107,6 +109,17 @@ inline void write_file(const std::filesystem::path& file, const std::string& byt
 inline std::string read_file(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// The temporary files replace_file() left beside `file` (FILE.tmp.*).
+inline std::vector<std::filesystem::path> temporaries_beside(const std::filesystem::path& file) {
+  std::vector<std::filesystem::path> found;
+  const auto folder = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+    if (entry.path().filename().string().rfind(file.filename().string() + ".tmp.", 0) == 0) found.push_back(entry.path());
+  }
+  return found;
 }
 
 }  // namespace fixtures

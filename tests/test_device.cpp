@@ -17,6 +17,11 @@ TEST_CASE("Device selection on a CPU machine", "[device]") {
   }
   CHECK_THROWS_WITH(siamese::Device::parse("tpu"), Catch::Contains("unknown device 'tpu'"));
   CHECK_THROWS_AS(siamese::Device::parse("cuda:x"), siamese::DeviceError);
+  // Bytes above 127 (a command line in another encoding) are refused, and printed escaped.
+  for (const std::string name : {"cuda:\xb9", "cuda:1\xff", "cuda:\xd9\xa1", "cpu\x1b[2J"}) {
+    CHECK_THROWS_AS(siamese::Device::parse(name), siamese::DeviceError);
+  }
+  CHECK_THROWS_WITH(siamese::Device::parse("cpu\x1b[2J"), Catch::Contains("'cpu\\x1b[2J'"));
 }
 
 TEST_CASE("Thread count: a sensible default, and the user's choice is kept", "[device]") {

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <random>
 #include <sstream>
 
 using Approx = Catch::Detail::Approx;
@@ -69,6 +71,75 @@ TEST_CASE("K-fold accuracy chooses thresholds on the other folds", "[eval]") {
   CHECK(k.mean == Approx(2.5 / 3));
   CHECK(k.stddev > 0.2);
   CHECK_THROWS_AS(eval::kfold_accuracy<EuclideanDistance>(d, y, {0, 0, 0, 0, 0, 0}), siamese::Error);
+}
+
+namespace {
+
+// The threshold choice as it was first written: every candidate counted over the whole subset,
+// O(N^2). The sweep must choose exactly what this chooses.
+double best_threshold_by_counting(const std::vector<double>& similarity, const std::vector<int>& labels,
+                                  const std::vector<std::size_t>& subset) {
+  std::vector<double> values;
+  for (std::size_t i : subset) values.push_back(similarity[i]);
+  double best = -1.0;
+  std::vector<double> best_ones;
+  for (double t : eval::detail::candidate_thresholds(values)) {
+    const double a = eval::detail::accuracy_at(similarity, labels, subset, t);
+    if (a > best + 1e-12) {
+      best = a;
+      best_ones = {t};
+    } else if (std::abs(a - best) <= 1e-12) {
+      best_ones.push_back(t);
+    }
+  }
+  return best_ones[best_ones.size() / 2];
+}
+
+}  // namespace
+
+TEST_CASE("The best threshold from one sorted sweep is the one counting every candidate finds", "[eval]") {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::size_t n = 2 + rng() % 300;
+    // Coarse scores (many ties), fine scores, and scores on adjacent doubles.
+    const int kind = trial % 3;
+    std::vector<double> similarity(n);
+    std::vector<int> labels(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      labels[i] = static_cast<int>(rng() % 2);
+      const double u = std::uniform_real_distribution<double>(0, 1)(rng) + 0.3 * labels[i];
+      similarity[i] = kind == 0 ? std::round(u * 8) / 8 : kind == 1 ? u : std::nextafter(1.0, 2.0 * (rng() % 3));
+    }
+    std::vector<std::size_t> subset;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (rng() % 4 != 0) subset.push_back(i);
+    }
+    if (subset.empty()) subset.push_back(0);
+    INFO("trial " << trial << ", " << subset.size() << " scores");
+    CHECK(eval::detail::best_threshold(similarity, labels, subset) == best_threshold_by_counting(similarity, labels, subset));
+  }
+}
+
+TEST_CASE("A million scored pairs evaluate, ten folds and all, in one sort each", "[eval]") {
+  // Distances of same-person pairs in [0, 1), of different-person pairs in [0.8, 1.8): exactly
+  // the pairs in the overlap [0.8, 1) can be wrong, and the best threshold lies inside it.
+  constexpr std::size_t n = 1'000'000;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::vector<double> d(n);
+  std::vector<int> y(n), folds(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    y[i] = static_cast<int>(i % 2);
+    d[i] = y[i] ? unit(rng) : 0.8 + unit(rng);
+    folds[i] = static_cast<int>(i / 2 % 10);  // both labels in every fold
+  }
+  const auto report = eval::evaluate_scores<EuclideanDistance>(d, y);
+  CHECK(report.best_threshold > 0.8);
+  CHECK(report.best_threshold < 1.0);
+  CHECK(report.best_accuracy > 0.89);  // at most the 20% + 20% in the overlap, half of them wrong
+  const auto kfold = eval::kfold_accuracy<EuclideanDistance>(d, y, folds);
+  CHECK(kfold.accuracies.size() == 10);
+  CHECK(kfold.mean == Approx(report.best_accuracy).margin(0.01));
 }
 
 TEST_CASE("Metrics reject bad input", "[eval][errors]") {
@@ -166,6 +237,27 @@ TEST_CASE("Calibration: a fitted head, the Brier score, save and load", "[eval][
   CHECK(back.distance_threshold == 0.45);
   fixtures::write_file(dir / "bad.json", "{\"model_name\": 1}");
   CHECK_THROWS_AS(eval::load_calibration(dir / "bad.json"), siamese::MetadataError);
+}
+
+TEST_CASE("A calibration file with a count that is no integer, or a value out of range, is refused by name", "[eval][calibration][errors]") {
+  const auto with = [](const std::string& field, const std::string& value) {
+    nlohmann::json j = nlohmann::json::parse(eval::to_json_string({"m", -10.0, 6.0, 0.6, "far<=0.001", 0.001, 0.9, 0.05, 600}));
+    j[field] = nlohmann::json::parse(value);
+    return j.dump();
+  };
+  const auto good = eval::parse_calibration(with("pairs", "600"), "c.json");
+  CHECK(good.pairs == 600);
+  CHECK(good.distance_threshold == 0.6);
+  // 1e300 as a size_t was undefined behaviour; now each bad value is named.
+  for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
+           {"pairs", "1e300"}, {"pairs", "-1"}, {"pairs", "2.5"}, {"pairs", "\"600\""}, {"weight", "0"},
+           {"weight", "\"w\""}, {"far", "2"}, {"tar", "-0.5"}, {"distance_threshold", "null"}}) {
+    INFO(field << " = " << value);
+    CHECK_THROWS_AS(eval::parse_calibration(with(field, value), "c.json"), siamese::MetadataError);
+    CHECK_THROWS_WITH(eval::parse_calibration(with(field, value), "c.json"), Catch::Contains("calibration 'c.json'") && Catch::Contains(field));
+  }
+  CHECK_THROWS_AS(eval::parse_calibration("[1, 2]", "c.json"), siamese::MetadataError);
+  CHECK_THROWS_AS(eval::parse_calibration("{", "c.json"), siamese::MetadataError);
 }
 
 TEST_CASE("load_face_verifier uses a calibration beside the model", "[eval][calibration][net]") {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <random>
+#include <mutex>
 #include <thread>
 
 using Approx = Catch::Detail::Approx;
@@ -176,7 +177,7 @@ TEST_CASE("ImageEmbedder batches, and embeds each distinct image once", "[embed]
 
   siamese::EmbedderOptions options;
   options.batch_size = 3;
-  siamese::ImageEmbedder embedder(backbone, nullptr, options);
+  siamese::ImageEmbedder embedder(backbone, std::nullopt, options);
   std::vector<std::size_t> reported;
   embedder.set_progress([&](const siamese::ProgressReport& r) {
     CHECK(r.total == 9);
@@ -201,7 +202,7 @@ TEST_CASE("ImageEmbedder batches, and embeds each distinct image once", "[embed]
 
   siamese::EmbedderOptions mirrored = options;
   mirrored.mirror = true;
-  siamese::ImageEmbedder mirror_embedder(backbone, nullptr, mirrored);
+  siamese::ImageEmbedder mirror_embedder(backbone, std::nullopt, mirrored);
   const auto m = mirror_embedder.embed_files({distinct[5]});
   const auto flipped = backbone.embed(
       siamese::to_input_tensor(siamese::read_image(distinct[5]), backbone.input_spec()).flip({3}));
@@ -210,14 +211,14 @@ TEST_CASE("ImageEmbedder batches, and embeds each distinct image once", "[embed]
   // Jittered copies: seeded by content, so batching does not change an image's embedding.
   siamese::EmbedderOptions jittered = mirrored;
   jittered.jitters = 3;
-  siamese::ImageEmbedder alone(backbone, nullptr, jittered), batched(backbone, nullptr, jittered);
+  siamese::ImageEmbedder alone(backbone, std::nullopt, jittered), batched(backbone, std::nullopt, jittered);
   const auto one = alone.embed_files({distinct[5]});
   const auto many = batched.embed_files({distinct[0], distinct[1], distinct[5]});
   CHECK(torch::allclose(one[0], many[2], 1e-5, 1e-6));
   CHECK(alone.stats().backbone_calls == 1);    // 1 image + mirror + 3 copies fit one call of 3 x 2
   CHECK(batched.stats().backbone_calls == 3);  // 3 + 3 mirrors + 9 copies: 15 rows, calls of 6
   jittered.jitters = -1;
-  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, nullptr, jittered), Catch::Contains("jitters must lie in 0..1000"));
+  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, std::nullopt, jittered), Catch::Contains("jitters must lie in 0..1000"));
 }
 
 TEST_CASE("An embedding cache on disk is served only to an embedder that makes embeddings the same way", "[embed][errors]") {
@@ -230,31 +231,55 @@ TEST_CASE("An embedding cache on disk is served only to an embedder that makes e
   }
   siamese::EmbedderOptions mirrored;
   mirrored.mirror = true;
-  siamese::ImageEmbedder maker(backbone, nullptr, mirrored);
+  siamese::ImageEmbedder maker(backbone, std::nullopt, mirrored);
   const auto made = maker.embed_files(files);
   const auto cache = dir / "cache.pt";
   maker.save_cache(cache, "tiny");
 
-  siamese::ImageEmbedder same(backbone, nullptr, mirrored);
+  siamese::ImageEmbedder same(backbone, std::nullopt, mirrored);
   CHECK(same.load_cache(dir / "missing.pt", "tiny") == 0);
   CHECK(same.load_cache(cache, "tiny") == 3);
   CHECK(torch::equal(same.embed_files(files), made));
   CHECK(same.stats().backbone_calls == 0);
   CHECK(same.stats().cache_hits == 3);
 
-  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, nullptr, mirrored).load_cache(cache, "other"),
+  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, std::nullopt, mirrored).load_cache(cache, "other"),
                     Catch::Contains("model=tiny;") && Catch::Contains("model=other;"));
-  siamese::ImageEmbedder plain(backbone, nullptr);  // no mirror averaging: other embeddings
+  siamese::ImageEmbedder plain(backbone, std::nullopt);  // no mirror averaging: other embeddings
   CHECK_THROWS_WITH(plain.load_cache(cache, "tiny"), Catch::Contains("mirror=1") && Catch::Contains("mirror=0"));
   siamese::EmbedderOptions jittered = mirrored;
   jittered.jitters = 2;
-  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, nullptr, jittered).load_cache(cache, "tiny"),
+  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, std::nullopt, jittered).load_cache(cache, "tiny"),
                     Catch::Contains("jitters=2"));
   CHECK(plain.embed_files({files[0]}).sizes() == torch::IntArrayRef({1, fixtures::embedding_size}));
   CHECK(plain.stats().cache_hits == 0);  // nothing was loaded by the refused call
 
   fixtures::write_file(dir / "junk.pt", "not a cache");
   CHECK_THROWS_AS(plain.load_cache(dir / "junk.pt", "tiny"), siamese::ModelError);
+
+  // Archives of tensors laid out otherwise than save_cache() writes them: ModelError, never a
+  // LibTorch error (a 0-dimensional third part once let c10::IndexError through).
+  std::vector<torch::Tensor> good;
+  torch::load(good, cache.string());
+  REQUIRE(good.size() == 3);
+  const std::vector<std::pair<const char*, std::vector<torch::Tensor>>> hostile = {
+      {"0-d embeddings", {good[0], good[1], torch::tensor(1.5F)}},
+      {"0-d embeddings, no keys", {good[0], torch::empty({0}, torch::kInt64), torch::tensor(1.5F)}},
+      {"float keys", {good[0], good[1].to(torch::kFloat32), good[2]}},
+      {"float tag", {good[0].to(torch::kFloat32), good[1], good[2]}},
+      {"2-d keys", {good[0], good[1].view({-1, 2}), good[2]}},
+      {"int embeddings", {good[0], good[1], good[2].to(torch::kInt64)}},
+      {"3-d embeddings", {good[0], good[1], good[2].unsqueeze(0)}},
+      {"one part", {good[0]}},
+      {"nothing", {}},
+      {"NaN embeddings", {good[0], good[1], torch::full_like(good[2], std::nanf(""))}},
+  };
+  for (const auto& [what, parts] : hostile) {
+    INFO(what);
+    const auto file = dir / "hostile.pt";
+    torch::save(parts, file.string());
+    CHECK_THROWS_AS(siamese::ImageEmbedder(backbone, std::nullopt, mirrored).load_cache(file, "tiny"), siamese::ModelError);
+  }
 }
 
 TEST_CASE("Jittered chips are small, reproducible disturbances", "[align]") {
@@ -290,7 +315,7 @@ TEST_CASE("ImageEmbedder reports every missing file at once, before any work", "
   siamese::TorchScriptBackbone backbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
   const auto present = dir / "present.png";
   REQUIRE(cv::imwrite(present.string(), cv::Mat(8, 8, CV_8UC3, cv::Scalar::all(1))));
-  siamese::ImageEmbedder embedder(backbone, nullptr);
+  siamese::ImageEmbedder embedder(backbone, std::nullopt);
   CHECK_THROWS_WITH(embedder.embed_files({present, dir / "gone1.jpg", dir / "gone2.jpg"}),
                     Catch::Contains("2 image file(s) missing") && Catch::Contains("gone1.jpg") &&
                         Catch::Contains("gone2.jpg"));
@@ -362,13 +387,17 @@ struct TwoThreads {
   ~TwoThreads() { torch::set_num_threads(before); }
 };
 
+// Eleven files (ten colours and a copy) and the tiny backbone, embedded with two intra-op threads.
+struct ElevenFilesOnTwoThreads {
+  fixtures::TempDir dir;
+  siamese::TorchScriptBackbone backbone{fixtures::save_tiny_backbone(dir), fixtures::cpu_options()};
+  std::vector<std::filesystem::path> files = colour_files(dir, 11);
+  TwoThreads threads;
+};
+
 }  // namespace
 
-TEST_CASE("The preparing thread changes neither embeddings, order, counters nor errors", "[embed]") {
-  fixtures::TempDir dir;
-  siamese::TorchScriptBackbone backbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
-  const auto files = colour_files(dir, 11);
-  const TwoThreads threads;
+TEST_CASE_METHOD(ElevenFilesOnTwoThreads, "The preparing thread changes neither embeddings, order, counters nor errors", "[embed]") {
   siamese::EmbedderOptions in_turn;
   in_turn.batch_size = 3;
   in_turn.prefetch_batches = 0;
@@ -376,7 +405,7 @@ TEST_CASE("The preparing thread changes neither embeddings, order, counters nor 
   auto pipelined = in_turn;
   pipelined.prefetch_batches = 1;
   pipelined.release_memory_every = 2;  // freed memory handed back every batch or two: same results
-  siamese::ImageEmbedder a(backbone, nullptr, in_turn), b(backbone, nullptr, pipelined);
+  siamese::ImageEmbedder a(backbone, std::nullopt, in_turn), b(backbone, std::nullopt, pipelined);
   const auto expected = a.embed_files(files);
   const auto got = b.embed_files(files);
   CHECK(torch::equal(expected, got));
@@ -393,15 +422,56 @@ TEST_CASE("The preparing thread changes neither embeddings, order, counters nor 
   with_junk.insert(with_junk.begin() + 7, dir / "junk.jpg");
   with_junk.push_back(dir / "junk2.png");
   for (const auto& options : {in_turn, pipelined}) {
-    siamese::ImageEmbedder embedder(backbone, nullptr, options);
+    siamese::ImageEmbedder embedder(backbone, std::nullopt, options);
     CHECK_THROWS_WITH(embedder.embed_files(with_junk), Catch::Contains("junk.jpg") && !Catch::Contains("junk2.png"));
   }
 
   // The backbone side failing (here its progress callback) stops the preparing thread too.
-  siamese::ImageEmbedder stopping(backbone, nullptr, pipelined);
+  siamese::ImageEmbedder stopping(backbone, std::nullopt, pipelined);
   stopping.set_progress([](const siamese::ProgressReport&) { throw std::runtime_error("stopped by the caller"); });
   CHECK_THROWS_WITH(stopping.embed_files(files), "stopped by the caller");
   CHECK(stopping.stats().embedded < 11);
+}
+
+TEST_CASE_METHOD(ElevenFilesOnTwoThreads, "Embedding with a preparing thread changes no thread count that code outside the call sees",
+                 "[embed][threads]") {
+  siamese::EmbedderOptions pipelined;
+  pipelined.batch_size = 2;
+  pipelined.prefetch_batches = 1;
+  siamese::ImageEmbedder embedder(backbone, std::nullopt, pipelined);
+  // While the embedder splits its threads, other LibTorch work starts on a new thread of the
+  // caller's (here from the progress callback, in the middle of the call) and on a thread
+  // that was running before the call: each must see the process's count, 2.
+  std::vector<int> seen_by_new_threads;
+  std::mutex seen;
+  std::atomic<bool> stop{false};
+  std::atomic<int> running_thread_count{0};
+  std::thread running([&] {
+    while (!stop) {
+      running_thread_count = torch::get_num_threads();
+      (void)torch::ones({1 << 16}).cumsum(0);  // LibTorch work of its own, parallel where it can be
+    }
+  });
+  embedder.set_progress([&](const siamese::ProgressReport&) {
+    std::thread fresh([&] {
+      const int count = torch::get_num_threads();
+      (void)torch::ones({1 << 16}).sum();
+      const std::lock_guard lock(seen);
+      seen_by_new_threads.push_back(count);
+    });
+    fresh.join();
+  });
+  (void)embedder.embed_files(files);
+  stop = true;
+  running.join();
+  REQUIRE(!seen_by_new_threads.empty());
+  for (int count : seen_by_new_threads) CHECK(count == 2);  // torch::set_num_threads(1) inside made these 1
+  CHECK(running_thread_count == 2);
+  CHECK(torch::get_num_threads() == 2);
+  int seen_after = 0;  // Catch's assertions stay on this thread
+  std::thread after([&] { seen_after = torch::get_num_threads(); });
+  after.join();
+  CHECK(seen_after == 2);
 }
 
 TEST_CASE("Batches close early when their photos hold max_batch_pixels", "[embed]") {
@@ -410,12 +480,12 @@ TEST_CASE("Batches close early when their photos hold max_batch_pixels", "[embed
   const auto files = colour_files(dir, 7);
   siamese::EmbedderOptions options;
   options.max_batch_pixels = 250;  // 144 pixels a photo: two photos a batch
-  siamese::ImageEmbedder embedder(backbone, nullptr, options);
+  siamese::ImageEmbedder embedder(backbone, std::nullopt, options);
   const auto embeddings = embedder.embed_files(files);
   CHECK(embeddings.size(0) == 8);
   CHECK(embedder.stats().backbone_calls == 4);  // 2 + 2 + 2 + 1
   options.max_batch_pixels = 0;
-  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, nullptr, options), Catch::Contains("max_batch_pixels"));
+  CHECK_THROWS_WITH(siamese::ImageEmbedder(backbone, std::nullopt, options), Catch::Contains("max_batch_pixels"));
 }
 
 TEST_CASE("Faces found in a batch: the first photo without one is named", "[detect][face]") {

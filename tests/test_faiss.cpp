@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <limits>
+#include <type_traits>
 #include <thread>
 
 using siamese::FaissIndex;
@@ -72,11 +74,39 @@ TEST_CASE("A FAISS gallery follows enrollments, removals and concurrent readers"
   CHECK(gallery.size() == 301);
   CHECK(gallery.identify(torch::full({8}, 101.0F), 1, 0.5)[0].best() == "p100");
   CHECK(gallery.remove("p100"));
-  CHECK(gallery.identify(torch::full({8}, 101.0F), 1, 0.5)[0].best() == "unknown");
+  CHECK_FALSE(gallery.identify(torch::full({8}, 101.0F), 1, 0.5)[0].known);
   CHECK(gallery.identify(torch::full({8}, 101.2F), 1, 10.0)[0].best() != "p100");
 }
 
 TEST_CASE("A FAISS index searched before it holds rows says so", "[gallery][faiss][errors]") {
   const FaissIndex index;
   CHECK_THROWS_WITH(index.search(torch::zeros({1, 4}), 1), Catch::Contains("before reset()"));
+}
+
+namespace {
+struct IndexOfFaiss173 {  // faiss::Index as Debian 12's FAISS 1.7.3 declares its row numbers
+  using idx_t = std::int64_t;
+};
+struct IndexOfFaiss174 {};  // from 1.7.4 on the nested name is gone (faiss::idx_t instead)
+struct IndexWithOtherRowNumbers {
+  using idx_t = long long;
+};
+}  // namespace
+
+TEST_CASE("FAISS's row-number type is found with the nested idx_t and without it", "[faiss]") {
+  using siamese::detail::faiss_row_number;
+  STATIC_REQUIRE(std::is_same_v<faiss_row_number<IndexOfFaiss173>::type, std::int64_t>);
+  STATIC_REQUIRE(std::is_same_v<faiss_row_number<IndexOfFaiss174>::type, std::int64_t>);
+  STATIC_REQUIRE(std::is_same_v<faiss_row_number<IndexWithOtherRowNumbers>::type, long long>);
+  STATIC_REQUIRE(sizeof(siamese::detail::faiss_row_number_t) == 8);
+}
+
+TEST_CASE("A huge k searches every row of a FAISS-backed gallery", "[faiss]") {
+  Gallery gallery("m", 4);
+  gallery.set_index(std::make_unique<FaissIndex>(siamese::FaissIndexOptions{FaissKind::flat}));
+  gallery.enroll("ann", torch::zeros({3, 4}));
+  gallery.enroll("bob", torch::ones({4}));
+  const auto found = gallery.identify(torch::zeros({4}), std::numeric_limits<std::size_t>::max(), 0.5)[0];
+  REQUIRE(found.candidates.size() == 2);
+  CHECK(found.best() == "ann");
 }

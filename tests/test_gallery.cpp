@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <limits>
 #include <thread>
 
 using Approx = Catch::Detail::Approx;
@@ -28,9 +29,52 @@ TEST_CASE("Gallery identifies by the nearest enrolled embedding, top-k people", 
   CHECK(results[0].known);
   CHECK(results[1].best() == "ann");  // through ann's second embedding
   CHECK_FALSE(results[2].known);
-  CHECK(results[2].best() == "unknown");
-  // k larger than the gallery: every person once.
+  CHECK_FALSE(results[2].best().has_value());
+  // k larger than the gallery: every person once, and a k whose product with the rows per
+  // person would overflow searches every row.
   CHECK(gallery.identify(point({0, 0}), 10, 1.0)[0].candidates.size() == 3);
+  CHECK(gallery.identify(point({0, 0}), std::numeric_limits<std::size_t>::max(), 1.0)[0].candidates.size() == 3);
+}
+
+TEST_CASE("A person named \"unknown\" is told apart from nobody known", "[gallery]") {
+  Gallery gallery("m", 2);
+  gallery.enroll("unknown", point({0, 0}));
+  const auto near = gallery.identify(point({0, 0.1F}), 1, 1.0)[0];
+  CHECK(near.known);
+  CHECK(near.best() == "unknown");
+  const auto far = gallery.identify(point({9, 9}), 1, 1.0)[0];
+  CHECK_FALSE(far.known);
+  CHECK_FALSE(far.best().has_value());
+  REQUIRE(far.candidates.size() == 1);
+  CHECK(far.candidates[0].person == "unknown");  // the nearest, named, but not the answer
+}
+
+TEST_CASE("Galleries move and assign: the moved-to one holds everything, the source is left empty", "[gallery]") {
+  Gallery source("m", 2);
+  source.enroll("ann", point({0, 0}));
+  source.enroll("bob", point({5, 5}));
+  Gallery moved(std::move(source));
+  CHECK(moved.size() == 2);
+  CHECK(moved.identify(point({5, 5}), 1, 1.0)[0].best() == "bob");
+  // NOLINTNEXTLINE(bugprone-use-after-move): the documented moved-from state, an empty gallery
+  CHECK(source.size() == 0);
+  CHECK(source.identify(point({5, 5}), 1, 1.0)[0].candidates.empty());
+  source.enroll("dan", point({1, 1}));
+  CHECK(source.people().size() == 1);
+  Gallery assigned("other", 2);
+  assigned = std::move(moved);
+  CHECK(assigned.model_name() == "m");
+  CHECK(assigned.people().size() == 2);
+  Gallery copy("other", 2);
+  copy = assigned;
+  copy.enroll("cyd", point({9, 0}));
+  CHECK(copy.people().size() == 3);
+  CHECK(assigned.people().size() == 2);  // copies grow apart
+  // parse() returns a gallery built without a lock on it: loading and moving never deadlock.
+  fixtures::TempDir dir;
+  assigned.save(dir / "g");
+  Gallery loaded = Gallery::load(dir / "g");
+  CHECK(loaded.people() == assigned.people());
 }
 
 TEST_CASE("Gallery refuses the wrong model, shapes, values and names", "[gallery][errors]") {
@@ -74,7 +118,7 @@ TEST_CASE("Gallery files round-trip; damaged files are refused and the old one s
   const auto probe = torch::randn({4});
   CHECK(loaded.identify(probe, 2, 9.0)[0].candidates[0].distance ==
         Approx(gallery.identify(probe, 2, 9.0)[0].candidates[0].distance));
-  CHECK_FALSE(std::filesystem::exists(file.string() + ".tmp"));
+  CHECK(fixtures::temporaries_beside(file).empty());
 
   const auto bytes = fixtures::read_file(file);
   fixtures::write_file(dir / "cut.gallery", bytes.substr(0, bytes.size() - 7));
@@ -166,7 +210,7 @@ TEST_CASE("A gallery that cannot be written leaves nothing behind", "[gallery][e
   gallery.enroll("a", torch::zeros({2}));
   const auto file = dir / "no-such-folder" / "g";
   CHECK_THROWS_WITH(gallery.save(file), Catch::Contains("cannot write gallery") && Catch::Contains("unchanged"));
-  CHECK_FALSE(std::filesystem::exists(file.string() + ".tmp"));
+  CHECK(fixtures::temporaries_beside(file).empty());
 }
 
 TEST_CASE("Copies of a gallery grow apart: appends never land in each other's rows", "[gallery]") {

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <array>
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -257,6 +258,26 @@ TEST_CASE("Damaged, foreign, other-model and newer gallery databases are refused
   refused_after("orphans.db", "DELETE FROM people", "embeddings without a person");  // foreign keys are off for other programs
   refused_after("no-model.db", "DELETE FROM model", "no model record");
   refused_after("bad-size.db", "UPDATE model SET embedding_size = 0", "claims embedding size 0");
+  // Objects this library never creates, refused by name before a row is read or written (the
+  // trigger is the one found deleting ann's enrollment when someone else was enrolled); names
+  // enroll refuses, written straight in, refused on read and never printed raw.
+  const std::vector<std::array<const char*, 3>> hostile = {
+      {"trigger.db",
+       "CREATE TRIGGER wipe AFTER INSERT ON embeddings BEGIN "
+       "DELETE FROM embeddings WHERE person IN (SELECT id FROM people WHERE name = 'ann'); END;",
+       "trigger 'wipe' on 'embeddings', which this library does not create"},
+      {"view.db", "ALTER TABLE people RENAME TO people_hidden; CREATE VIEW people AS SELECT * FROM people_hidden", "'people"},
+      {"extra-table.db", "CREATE TABLE extra(x)", "table 'extra'"},
+      {"extra-index.db", "CREATE INDEX people_by_name ON people(name)", "index 'people_by_name'"},
+      {"altered-column.db", "ALTER TABLE embeddings ADD COLUMN note TEXT", "table 'embeddings' differs"},
+      {"missing-index.db", "DROP INDEX embeddings_by_person", "lacks part of the gallery schema"},
+      {"bad-name.db",
+       "INSERT INTO people(name) VALUES('evil' || char(10) || 'name' || char(27) || '[31mRED');"
+       "INSERT INTO embeddings(person, vector) VALUES(last_insert_rowid(), (SELECT vector FROM embeddings LIMIT 1))",
+       "'evil\\x0aname\\x1b[31mRED', a name enroll refuses"},
+      {"bad-model-name.db", "UPDATE model SET name = 'face' || char(27) || '[2J'", "names its model"},
+  };
+  for (const auto& [name, statements, why] : hostile) refused_after(name, statements, why);
   CHECK_THROWS_WITH(Gallery::open(dir / "new.db", "face", 0), Catch::Contains("embedding size must be in 1..65536"));
   CHECK_FALSE(std::filesystem::exists(dir / "new.db"));
 

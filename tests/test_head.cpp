@@ -51,3 +51,21 @@ TEST_CASE("Loading a head from a bad file raises typed errors", "[head][errors]"
   CHECK_THROWS_AS(siamese::load_head(dir / "junk.pt"), siamese::ModelError);
   CHECK_THROWS_AS(siamese::SigmoidHead{}(torch::zeros({2, 1}, torch::kInt64)), siamese::ShapeError);
 }
+
+TEST_CASE("A head file with parameters of another shape, or a zero weight, is refused by name", "[head][errors]") {
+  fixtures::TempDir dir;
+  // A module with the head's parameter names but two numbers each: torch::load takes them.
+  struct WideHeadImpl : torch::nn::Module {
+    WideHeadImpl() {
+      register_parameter("weight", torch::tensor({-1.0F, -2.0F}));
+      register_parameter("bias", torch::tensor({1.0F, 2.0F}));
+    }
+  };
+  auto wide = std::make_shared<WideHeadImpl>();
+  torch::save(wide, (dir / "wide.pt").string());
+  CHECK_THROWS_AS(siamese::load_head(dir / "wide.pt"), siamese::ModelError);
+  CHECK_THROWS_WITH(siamese::load_head(dir / "wide.pt"), Catch::Contains("wide.pt") && Catch::Contains("[2]"));
+  siamese::save_head(siamese::SigmoidHead(siamese::SigmoidHeadOptions{0.0, 1.0}), dir / "flat.pt");
+  CHECK_THROWS_AS(siamese::load_head(dir / "flat.pt"), siamese::NumericError);
+  CHECK_THROWS_WITH(siamese::load_head(dir / "flat.pt"), Catch::Contains("flat.pt") && Catch::Contains("zero weight"));
+}

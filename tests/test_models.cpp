@@ -256,10 +256,9 @@ TEST_CASE("Same-person LFW pairs come out closer than different-person pairs", "
   }
   siamese::TorchScriptBackbone backbone(face_model(), fixtures::cpu_options(true));
   // LFW images are face crops: where the detector finds nothing, the centre is the face.
-  auto pipeline = standard_pipeline(/*center_fallback=*/true);
   siamese::EmbedderOptions options;
   options.batch_size = 16;
-  siamese::ImageEmbedder embedder(backbone, &pipeline, options);
+  siamese::ImageEmbedder embedder(backbone, standard_pipeline(/*center_fallback=*/true), options);
   auto file = [&](const std::string& name, int number) {
     char suffix[16];
     std::snprintf(suffix, sizeof suffix, "_%04d.jpg", number);

@@ -111,6 +111,44 @@ TEST_CASE("verify: one pair, a threshold on probability, and shape errors", "[ne
                     Catch::Contains("[2, 3, 8, 8]") && Catch::Contains("[3, 3, 8, 8]"));
 }
 
+TEST_CASE("Pairs on two devices are a DeviceError naming both", "[net][errors]") {
+  fixtures::TempDir dir;
+  auto net = siamese::load_face_verifier(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
+  // The meta device exists in every LibTorch build: a second device on a CPU-only machine.
+  const auto on_meta = torch::empty({1, 3, fixtures::input_side, fixtures::input_side}, torch::device(torch::kMeta));
+  CHECK_THROWS_AS(net.forward(fixtures::random_images(1), on_meta), siamese::DeviceError);
+  CHECK_THROWS_WITH(net.forward(fixtures::random_images(1), on_meta), Catch::Contains("cpu") && Catch::Contains("meta"));
+  CHECK_THROWS_AS(net.verify(on_meta[0], fixtures::random_images(1)[0]), siamese::DeviceError);
+}
+
+TEST_CASE("load_face_verifier refuses a backbone with no head or threshold fitted to it, saying what to run", "[net][errors]") {
+  fixtures::TempDir dir;
+  auto meta = fixtures::tiny_metadata();
+  meta.distance_threshold.reset();  // like the pretrained InceptionV3: never fitted to faces
+  siamese::save_backbone(fixtures::tiny_embedder(), dir / "plain.pt", meta);
+  CHECK_THROWS_AS(siamese::load_face_verifier(dir / "plain.pt", fixtures::cpu_options()), siamese::UncalibratedModelError);
+  CHECK_THROWS_WITH(siamese::load_face_verifier(dir / "plain.pt", fixtures::cpu_options()), Catch::Contains("plain.pt") && Catch::Contains("evaluate --model") &&
+                                      Catch::Contains("--calibrate") && Catch::Contains("train_head") &&
+                                      Catch::Contains("distill"));
+  CHECK_FALSE(siamese::fitted_decision(dir / "plain.pt", meta).has_value());
+  // A calibration beside it is what makes a verdict.
+  siamese::eval::Calibration c;
+  c.model_name = meta.name;
+  c.weight = -8.0;
+  c.bias = 4.0;
+  c.distance_threshold = 0.5;
+  siamese::eval::save_calibration(c, siamese::eval::calibration_path_for(dir / "plain.pt"));
+  const auto decision = siamese::fitted_decision(dir / "plain.pt", meta);
+  REQUIRE(decision.has_value());
+  CHECK(decision->distance_threshold == 0.5);
+  CHECK_THAT(decision->source, Catch::StartsWith("calibration '"));
+  auto net = siamese::load_face_verifier(dir / "plain.pt", fixtures::cpu_options());
+  CHECK(net.head()->distance_at(net.decision_threshold()) == Approx(0.5));
+  // A head from train_head decides at p = 0.5.
+  const auto from_head = siamese::decision_from_head(siamese::SigmoidHead(siamese::SigmoidHeadOptions{-4.0, 2.0}), "h.pt");
+  CHECK(from_head.distance_threshold == Approx(0.5));
+}
+
 TEST_CASE("load_face_verifier centres the head on the metadata's threshold", "[net]") {
   fixtures::TempDir dir;
   auto meta = fixtures::tiny_metadata();

@@ -97,17 +97,26 @@ TEST_CASE("Identity folders, seeded pairs and negatives mining", "[train][data]"
   }
 }
 
-TEST_CASE("Fine-tuning trains only the named parameters and resumes from checkpoints", "[train][finetune]") {
-  fixtures::TempDir dir;
-  const auto model = fixtures::save_tiny_backbone(dir);
-  for (int p = 0; p < 4; ++p) {
+namespace {
+
+// dir/people/p<P>/<I>.png: `people` people of `images` 8x8 photos each, every photo its own colour.
+train::IdentityFolder people_folder(const fixtures::TempDir& dir, int people, int images) {
+  for (int p = 0; p < people; ++p) {
     std::filesystem::create_directories(dir / "people" / ("p" + std::to_string(p)));
-    for (int i = 0; i < 3; ++i) {
-      cv::Mat image(8, 8, CV_8UC3, cv::Scalar(40 * p + 5 * i, 200 - 40 * p, 17 * i));
+    for (int i = 0; i < images; ++i) {
+      cv::Mat image(8, 8, CV_8UC3, cv::Scalar(30 * p + 9 * i, 210 - 30 * p, 13 * i + 7 * p));
       REQUIRE(cv::imwrite((dir / "people" / ("p" + std::to_string(p)) / (std::to_string(i) + ".png")).string(), image));
     }
   }
-  train::IdentityFolder people(dir / "people");
+  return train::IdentityFolder(dir / "people");
+}
+
+}  // namespace
+
+TEST_CASE("Fine-tuning trains only the named parameters and resumes from checkpoints", "[train][finetune]") {
+  fixtures::TempDir dir;
+  const auto model = fixtures::save_tiny_backbone(dir);
+  const auto people = people_folder(dir, 4, 3);
   const auto validation = train::sample_pairs(people, 8, 2);
   train::FineTuneOptions options;
   options.trainable = {"fc_weight"};
@@ -149,6 +158,44 @@ TEST_CASE("Fine-tuning trains only the named parameters and resumes from checkpo
   options.trainable = {"no_such_parameter"};
   options.checkpoint_dir = dir / "other";
   CHECK_THROWS_AS(train::FineTuner(model, nullptr, people, validation, options), siamese::Error);
+}
+
+TEST_CASE("A run stopped and resumed trains exactly as the run that never stopped", "[train][finetune]") {
+  fixtures::TempDir dir;
+  const auto model = fixtures::save_tiny_backbone(dir);
+  const auto people = people_folder(dir, 6, 4);
+  const auto validation = train::sample_pairs(people, 8, 2);
+  train::FineTuneOptions options;
+  options.trainable = {"fc_weight"};
+  options.epochs = 3;
+  options.patience = 100;  // no early stop: every epoch runs
+  options.steps_per_epoch = 2;
+  options.people_per_batch = 3;  // which people each step takes is drawn from the generator
+  options.learning_rate = 0.05;
+  options.margin = 100.0;
+  options.mining = train::Mining::random;
+  options.seed = 42;
+
+  options.checkpoint_dir = dir / "straight";
+  train::FineTuner straight(model, nullptr, people, validation, options);
+  const auto straight_reports = straight.run();
+  REQUIRE(straight_reports.size() == 3);
+
+  options.checkpoint_dir = dir / "interrupted";
+  auto first_part = options;
+  first_part.epochs = 1;
+  train::FineTuner(model, nullptr, people, validation, first_part).run();
+  train::FineTuner resumed(model, nullptr, people, validation, options);
+  REQUIRE(resumed.epochs_done() == 1);
+  const auto resumed_reports = resumed.run();
+  REQUIRE(resumed_reports.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    INFO("epoch " << resumed_reports[i].epoch);
+    CHECK(resumed_reports[i].epoch == straight_reports[i + 1].epoch);
+    CHECK(resumed_reports[i].loss == Approx(straight_reports[i + 1].loss).epsilon(1e-6));
+  }
+  CHECK(torch::allclose(resumed.backbone().module().attr("fc_weight").toTensor(),
+                        straight.backbone().module().attr("fc_weight").toTensor(), 1e-6, 1e-7));
 }
 
 namespace {
@@ -278,7 +325,7 @@ TEST_CASE("Distillation trains the student's top towards the teacher's embedding
     CHECK_FALSE(std::filesystem::exists(dir / "export" / "last.pt"));
     // Where nothing can be written, a FileError names the place.
     CHECK_THROWS_WITH(distiller.export_samples(dir / "student.pt" / "samples"),
-                      Catch::Contains("cannot create '") && Catch::Contains("student.pt"));
+                      Catch::Contains("cannot create distillation samples folder '") && Catch::Contains("student.pt"));
     std::filesystem::create_directories(dir / "blocked" / "chips" / "000000.png");  // a folder where a chip goes
     CHECK_THROWS_WITH(distiller.export_samples(dir / "blocked"), Catch::Contains("cannot write the chip '"));
     CHECK_THROWS_AS(distiller.export_samples(dir / "blocked"), siamese::FileError);

@@ -19,7 +19,7 @@ export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1
 printf '%-14s %12s %10s %8s %s\n' target executions exec/s coverage crashes > "$build/fuzz-summary.txt"
 status=0
-for target in decode_image pair_list gallery metadata; do
+for target in decode_image pair_list gallery gallery_database metadata; do
   mkdir -p "$build/corpus/$target"
   log="$build/fuzz-$target.log"
   set +e

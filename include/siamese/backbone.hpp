@@ -136,7 +136,7 @@ class TorchScriptBackbone {
       // Page-locked memory lets the copy run asynchronously with the host's next batch.
       input = images.pin_memory().to(device_.torch_device(), /*non_blocking=*/true);
     } else {
-      input = images.to(device_.torch_device());
+      input = detail::moved_to(images, device_.torch_device(), torch::kFloat32, "backbone '" + file_ + "'");
     }
     if (precision_ == Precision::float32) return run(input);
     input = input.to(compute_type());

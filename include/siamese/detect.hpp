@@ -117,10 +117,16 @@ class HaarFaceDetector : public FaceDetector {
   /// Throws FileError when it is missing or cannot be parsed.
   explicit HaarFaceDetector(const std::filesystem::path& cascade = default_haar_cascade) {
     std::error_code ec;
-    if (!std::filesystem::is_regular_file(cascade, ec) || !classifier_.load(cascade.string())) {
-      throw FileError("cannot load Haar cascade '" + cascade.string() +
-                      "' (install Debian's opencv-data, or pass the path of a cascade XML)");
+    std::string why = "install Debian's opencv-data, or pass the path of a cascade XML";
+    bool loaded = false;
+    if (std::filesystem::is_regular_file(cascade, ec)) {
+      try {
+        loaded = classifier_.load(cascade.string());
+      } catch (const cv::Exception& e) {  // a malformed XML file: OpenCV's parser throws
+        why = "not a cascade XML: " + e.msg;
+      }
     }
+    if (!loaded) throw FileError("cannot load Haar cascade '" + cascade.string() + "' (" + why + ")");
   }
 
   /// Ensures: boxes inside the image, largest first.

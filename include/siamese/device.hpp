@@ -1,5 +1,6 @@
 #pragma once
 
+#include <siamese/detail/format.hpp>
 #include <siamese/errors.hpp>
 
 #include <torch/torch.h>
@@ -48,11 +49,13 @@ class Device {
     if (name == "cuda") return cuda(0);
     if (name.rfind("cuda:", 0) == 0) {
       const std::string index = name.substr(5);
-      if (!index.empty() && std::all_of(index.begin(), index.end(), ::isdigit) && index.size() < 4) {
+      // std::isdigit on a plain char is undefined for bytes above 127: test the byte's value.
+      const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+      if (!index.empty() && std::all_of(index.begin(), index.end(), is_digit) && index.size() < 4) {
         return cuda(std::stoi(index));
       }
     }
-    throw DeviceError("unknown device '" + name + "' (expected auto, cpu, cuda or cuda:N)");
+    throw DeviceError("unknown device '" + detail::printable(name.substr(0, 64)) + "' (expected auto, cpu, cuda or cuda:N)");
   }
 
   torch::Device torch_device() const { return device_; }
@@ -68,6 +71,20 @@ class Device {
 };
 
 namespace detail {
+/// `tensor` as `dtype` on `device` (Tensor::to), with LibTorch's refusal (a tensor without
+/// data, on the meta device; a device this build or machine lacks) as DeviceError naming both
+/// devices and `who` needs it.
+inline torch::Tensor moved_to(const torch::Tensor& tensor, torch::Device device, torch::ScalarType dtype,
+                              const std::string& who) {
+  try {
+    return tensor.to(device, dtype);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw DeviceError(who + " cannot move a tensor from " + tensor.device().str() + " to " + device.str() + ": " +
+                      what.substr(0, what.find('\n')));
+  }
+}
+
 inline std::atomic<bool>& threads_chosen_by_user() {
   static std::atomic<bool> chosen{false};
   return chosen;

@@ -35,6 +35,10 @@ inline void check_embeddings(const torch::Tensor& a, const torch::Tensor& b, boo
     throw ShapeError(std::string(who) + " needs floating-point embeddings, got " +
                      dtype_string(a) + " and " + dtype_string(b));
   }
+  if (a.device() != b.device()) {
+    throw DeviceError(std::string(who) + " needs both embeddings on one device, got " + a.device().str() + " and " +
+                      b.device().str());
+  }
 }
 
 }  // namespace detail

@@ -13,9 +13,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -24,6 +26,8 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include <dlfcn.h>
 
 namespace siamese {
 
@@ -48,16 +52,54 @@ struct ContentHashKey {
 /// Thrown inside a preparing thread to unwind it once the consumer has stopped.
 struct Stopped {};
 
-/// Sets this thread's LibTorch intra-op thread count for a scope, then `restore`.
-class IntraOpThreads {
+/// OpenMP's per-thread setting of how many threads the parallel regions a thread starts use,
+/// found in the OpenMP runtime LibTorch loaded (null where LibTorch does not run on OpenMP).
+/// Looked up at run time: including <omp.h> would tie consumers to one compiler's runtime.
+struct OpenMpThreadSetting {
+  int (*get)() = nullptr;
+  void (*set)(int) = nullptr;
+  explicit operator bool() const { return get != nullptr && set != nullptr; }
+};
+
+inline const OpenMpThreadSetting& openmp_thread_setting() {
+  static const OpenMpThreadSetting found = [] {
+    OpenMpThreadSetting setting;
+#if AT_PARALLEL_OPENMP
+    const auto symbol = [](const char* name, auto function) {
+      void* address = ::dlsym(RTLD_DEFAULT, name);
+      std::memcpy(&function, &address, sizeof function);  // object to function pointer, as POSIX allows
+      return address != nullptr ? function : nullptr;
+    };
+    setting.get = symbol("omp_get_max_threads", setting.get);
+    setting.set = symbol("omp_set_num_threads", setting.set);
+#endif
+    return setting;
+  }();
+  return found;
+}
+
+/// The calling thread's LibTorch intra-op threads, for a scope, and nothing else's.
+///
+/// torch::set_num_threads() would not do: in LibTorch on OpenMP (Debian's) it also stores the
+/// count that every thread started later takes as its own, and resizes the process-wide
+/// pthreadpool, so code outside the call would see it. This sets only OpenMP's setting of the
+/// calling thread, which the parallel regions of its LibTorch, oneDNN and OpenBLAS calls use.
+/// Requires: openmp_thread_setting() found (callers check).
+class ThisThreadIntraOpThreads {
  public:
-  IntraOpThreads(int count, int restore) : restore_(restore) { torch::set_num_threads(count); }
-  ~IntraOpThreads() { torch::set_num_threads(restore_); }
-  IntraOpThreads(const IntraOpThreads&) = delete;
-  IntraOpThreads& operator=(const IntraOpThreads&) = delete;
+  explicit ThisThreadIntraOpThreads(int count) {
+    // LibTorch sets a new thread's count from the process-wide one at its first parallel call:
+    // have that happen now, or it would undo this later.
+    (void)torch::get_num_threads();
+    restore_ = openmp_thread_setting().get();
+    openmp_thread_setting().set(count);
+  }
+  ~ThisThreadIntraOpThreads() { openmp_thread_setting().set(restore_); }
+  ThisThreadIntraOpThreads(const ThisThreadIntraOpThreads&) = delete;
+  ThisThreadIntraOpThreads& operator=(const ThisThreadIntraOpThreads&) = delete;
 
  private:
-  int restore_;
+  int restore_ = 1;
 };
 
 }  // namespace detail
@@ -80,7 +122,9 @@ struct EmbedderOptions {
   /// (on 2 cores one each: 1.1-1.2x the photos/s of taking turns on both in most runs of
   /// benchmarks/pipeline_breakdown; two teams of two ran at 0.85x); with one intra-op thread
   /// there is nothing to split and batches are prepared in turn. Output and errors are the
-  /// same either way.
+  /// same either way. The split is each thread's own (OpenMP's per-thread setting): no thread
+  /// outside the call sees a changed count. Where LibTorch does not run on OpenMP there is no
+  /// such setting, and batches are prepared in turn.
   std::size_t prefetch_batches = 2;
   /// A batch closes early once its decoded photos hold this many pixels, so that batches of
   /// large photos keep memory bounded (32 twelve-megapixel photos would hold 1.1 GB).
@@ -104,13 +148,18 @@ struct EmbedStats {
 /// Embeds photo files in batches: each file is read and hashed, each distinct content is
 /// decoded, aligned and embedded once (an in-memory cache keyed by content hash), and the
 /// chips go through the backbone `batch_size` at a time. Not thread-safe: one per thread.
+///
+/// The embedder owns what it uses: a copy of the backbone (TorchScriptBackbone copies share
+/// one module, so the copy costs nothing and the caller's backbone may go first) and the face
+/// pipeline, moved in (a pipeline holds detectors with scratch state, so it belongs to one
+/// embedder).
 template <class Backbone = TorchScriptBackbone>
 class ImageEmbedder {
  public:
-  /// `pipeline` finds and aligns faces; null means the files are aligned crops (used whole).
-  /// Both must outlive the embedder.
-  ImageEmbedder(const Backbone& backbone, FacePipeline* pipeline, EmbedderOptions options = {})
-      : backbone_(backbone), pipeline_(pipeline), options_(options) {
+  /// `pipeline` finds and aligns faces; std::nullopt means the files are aligned crops (used
+  /// whole). Throws Error for options out of range.
+  ImageEmbedder(Backbone backbone, std::optional<FacePipeline> pipeline, EmbedderOptions options = {})
+      : backbone_(std::move(backbone)), pipeline_(std::move(pipeline)), options_(options) {
     if (options_.batch_size < 1) throw Error("ImageEmbedder batch_size must be at least 1");
     if (options_.jitters < 0 || options_.jitters > 1000) {
       throw Error("ImageEmbedder jitters must lie in 0..1000, got " + std::to_string(options_.jitters));
@@ -158,7 +207,7 @@ class ImageEmbedder {
         detail::release_free_memory();
       }
     };
-    if (options_.prefetch_batches == 0 || torch::get_num_threads() < 2) {
+    if (options_.prefetch_batches == 0 || torch::get_num_threads() < 2 || !detail::openmp_thread_setting()) {
       prepare_batches(files, keys, consume);
     } else {
       embed_pipelined(files, keys, consume);
@@ -170,6 +219,9 @@ class ImageEmbedder {
   }
 
   const EmbedStats& stats() const { return stats_; }
+  /// The face pipeline the embedder aligns with; empty when files are used whole.
+  const std::optional<FacePipeline>& pipeline() const { return pipeline_; }
+  const Backbone& backbone() const { return backbone_; }
   void clear_cache() { cache_.clear(); }
 
   /// What a cache file records of how its embeddings were made: the model's name, the
@@ -178,7 +230,7 @@ class ImageEmbedder {
   std::string cache_tag(const std::string& model_name) const {
     std::ostringstream tag;
     tag << "model=" << model_name << "; chips=";
-    if (pipeline_ != nullptr) {
+    if (pipeline_) {
       const auto& o = pipeline_->options();
       tag << "aligned " << o.chip_size << " px, padding " << o.chip_padding << ", mirror landmarks "
           << o.mirror_landmarks << ", policy " << static_cast<int>(o.policy) << ", centre fallback "
@@ -216,19 +268,34 @@ class ImageEmbedder {
 
   /// Loads a cache saved by save_cache() with the same cache_tag(); returns the number of
   /// entries. A missing file loads nothing. Throws ModelError, naming both tags, when the file
-  /// was made with another model or other options, or when it is not a cache.
+  /// was made with another model or other options, or when it is not a cache: any part of
+  /// another rank, dtype or size than save_cache() writes, or embeddings that are not finite.
   std::size_t load_cache(const std::filesystem::path& file, const std::string& model_name) {
     std::error_code ec;
     if (!std::filesystem::exists(file, ec)) return 0;
     std::vector<torch::Tensor> parts;
     try {
       torch::load(parts, file.string());
-    } catch (const c10::Error& e) {
-      throw ModelError("'" + file.string() + "' is not an embedding cache: " + e.what_without_backtrace());
+    } catch (const std::exception& e) {  // c10::Error, or the archive reader's own errors
+      throw ModelError("'" + file.string() + "' is not an embedding cache: " + detail::error_summary(e.what()));
     }
-    if (parts.size() != 3 || parts[1].numel() % 2 != 0 ||
-        (parts[1].numel() > 0 && parts[2].size(0) * 2 != parts[1].numel())) {
-      throw ModelError("'" + file.string() + "' is not an embedding cache");
+    // The layout save_cache() writes: the tag's characters [T] int64, the keys [2K] int64 (hash,
+    // size), the embeddings [K, D] float32 (or [0] when K = 0).
+    const auto is_vector_of = [](const torch::Tensor& t, torch::ScalarType type) {
+      return t.defined() && t.dim() == 1 && t.scalar_type() == type;
+    };
+    const bool layout = parts.size() == 3 && is_vector_of(parts[0], torch::kInt64) && is_vector_of(parts[1], torch::kInt64) &&
+                        parts[1].numel() % 2 == 0 && parts[2].defined() && parts[2].scalar_type() == torch::kFloat32 &&
+                        (parts[1].numel() == 0 ? parts[2].numel() == 0
+                                               : parts[2].dim() == 2 && parts[2].size(0) * 2 == parts[1].numel());
+    if (!layout) {
+      std::string found;
+      for (const auto& part : parts) found += " " + detail::shape_string(part) + " " + detail::dtype_string(part);
+      throw ModelError("'" + file.string() + "' is not an embedding cache: it holds" +
+                       (parts.empty() ? std::string(" nothing") : found));
+    }
+    if (!torch::isfinite(parts[2]).all().item<bool>()) {
+      throw ModelError("embedding cache '" + file.string() + "' holds non-finite embeddings");
     }
     const auto name_codes = parts[0].contiguous();
     const std::string stored(name_codes.data_ptr<std::int64_t>(), name_codes.data_ptr<std::int64_t>() + name_codes.numel());
@@ -267,7 +334,7 @@ class ImageEmbedder {
     double pixels = 0;
     const auto close_batch = [&] {
       if (!images.empty()) {
-        if (pipeline_ == nullptr) {
+        if (!pipeline_) {
           batch.chips = std::move(images);
         } else {
           for (auto& face : pipeline_->align_batch(images, names)) batch.chips.push_back(std::move(face.chip));
@@ -317,14 +384,13 @@ class ImageEmbedder {
                        const Consume& consume) {
     const int threads = torch::get_num_threads();
     const int preparing_threads = threads / 2;
-    // LibTorch's count is per thread (OpenMP) and also the default of threads not yet started:
-    // this thread's share now, the whole count again when the preparer has stopped.
-    const detail::IntraOpThreads embedding_share(threads - preparing_threads, threads);
+    // This thread's share now, its whole count again when the call ends.
+    const detail::ThisThreadIntraOpThreads embedding_share(threads - preparing_threads);
     detail::BoundedQueue<PreparedBatch> queue(options_.prefetch_batches);
     std::exception_ptr preparation_error;
     std::thread preparer([&] {
-      torch::set_num_threads(preparing_threads);
       try {
+        const detail::ThisThreadIntraOpThreads preparing_share(preparing_threads);
         prepare_batches(files, keys, [&](PreparedBatch batch) {
           if (queue.try_push(batch)) return;
           if (queue.closed()) throw detail::Stopped{};
@@ -380,8 +446,8 @@ class ImageEmbedder {
     return embeddings;
   }
 
-  const Backbone& backbone_;
-  FacePipeline* pipeline_;
+  Backbone backbone_;
+  std::optional<FacePipeline> pipeline_;
   EmbedderOptions options_;
   EmbedStats stats_;
   ProgressCallback progress_;

@@ -26,6 +26,13 @@ class ModelError : public Error {
   using Error::Error;
 };
 
+/// A verdict was asked of a backbone that has no head or threshold fitted to its distances
+/// (no calibration, no published threshold): its distances are all it can give.
+class UncalibratedModelError : public ModelError {
+ public:
+  using ModelError::ModelError;
+};
+
 /// A backbone's siamese.json is absent where needed, malformed, or contradicts the network.
 class MetadataError : public ModelError {
  public:

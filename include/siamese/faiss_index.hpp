@@ -21,8 +21,26 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 namespace siamese {
+
+namespace detail {
+/// FAISS's row-number type for `Index`: the nested Index::idx_t of FAISS up to 1.7.3
+/// (Debian 12), else std::int64_t, which is what faiss::idx_t is from 1.7.4 on, where the
+/// nested name is gone. Either way the library's int64 row tensors are passed as they are.
+template <class Index, class = void>
+struct faiss_row_number {
+  using type = std::int64_t;
+};
+template <class Index>
+struct faiss_row_number<Index, std::void_t<typename Index::idx_t>> {
+  using type = typename Index::idx_t;
+};
+using faiss_row_number_t = typename faiss_row_number<faiss::Index>::type;
+static_assert(sizeof(faiss_row_number_t) == sizeof(std::int64_t) && std::is_signed_v<faiss_row_number_t>,
+              "FAISS row numbers must be signed 64-bit integers, as the library's row tensors are");
+}  // namespace detail
 
 /// Which FAISS structure a FaissIndex builds.
 enum class FaissKind {
@@ -84,7 +102,7 @@ class FaissIndex final : public VectorIndex {
     Neighbours out{torch::empty({p.size(0), k}, torch::kFloat32), torch::empty({p.size(0), k}, torch::kInt64)};
     guarded([&] {
       index_->search(p.size(0), p.data_ptr<float>(), k, out.distances.data_ptr<float>(),
-                     reinterpret_cast<faiss::Index::idx_t*>(out.rows.data_ptr<std::int64_t>()));
+                     reinterpret_cast<detail::faiss_row_number_t*>(out.rows.data_ptr<std::int64_t>()));
     });
     // FAISS gives squared distances and -1 rows (at +max float) when it finds fewer than k.
     const auto missing = out.rows.lt(0);
@@ -140,8 +158,11 @@ class FaissIndex final : public VectorIndex {
         case FaissKind::ivf: {
           const auto wanted = options_.cells > 0 ? options_.cells : static_cast<std::int64_t>(4 * std::sqrt(static_cast<double>(m)));
           const auto cells = std::max<std::int64_t>(1, std::min<std::int64_t>(wanted, m / 39));
+          // The index owns its quantizer only once it exists: should its constructor throw, the
+          // quantizer is still ours to free.
           auto quantizer = std::make_unique<faiss::IndexFlatL2>(dim_);
-          auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer.release(), dim_, static_cast<std::size_t>(cells));
+          auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), dim_, static_cast<std::size_t>(cells));
+          quantizer.release();
           ivf->own_fields = true;
           ivf->nprobe = static_cast<std::size_t>(std::min(options_.probe_cells, cells));
           ivf->cp.seed = 1234;  // reproducible cells

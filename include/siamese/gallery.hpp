@@ -1,7 +1,10 @@
 #pragma once
 
 #include <siamese/detail/files.hpp>
+#include <siamese/detail/gallery_file.hpp>
+#include <siamese/detail/gallery_rows.hpp>
 #include <siamese/detail/format.hpp>
+#include <siamese/device.hpp>
 #include <siamese/distance.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/gallery_store.hpp>
@@ -16,9 +19,11 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace siamese {
@@ -29,13 +34,16 @@ struct GalleryMatch {
   double distance = 0.0;  ///< Euclidean distance to the person's nearest enrolled embedding
 };
 
-/// The answer to "who is this?": the top-k people, and whether the best is close enough.
+/// The answer to "who is this?": the top-k people, and whether the nearest is close enough.
+/// Whether the face is known is the flag `known`, never a name: any name, "unknown" too, may be
+/// a person's.
 struct Identification {
   std::vector<GalleryMatch> candidates;  ///< nearest first
-  bool known = false;                    ///< best distance <= the threshold; else "unknown"
-  const std::string& best() const {
-    static const std::string unknown = "unknown";
-    return known ? candidates.front().person : unknown;
+  bool known = false;                    ///< the nearest is within the threshold
+  /// The person identified: the nearest candidate when known, else std::nullopt.
+  std::optional<std::string> best() const {
+    if (!known) return std::nullopt;
+    return candidates.front().person;
   }
 };
 
@@ -61,7 +69,7 @@ struct Identification {
 /// still holds it (copy-on-write).
 class Gallery {
  public:
-  static constexpr std::uint32_t format_version = 1;
+  static constexpr std::uint32_t format_version = detail::gallery_file_version;
 
   /// The gallery in the database `file`, created for this model when it does not exist.
   /// Throws GalleryError when the file is not a gallery database, or was made with another
@@ -78,28 +86,40 @@ class Gallery {
   }
 
   Gallery(std::string model_name, std::int64_t embedding_size)
-      : model_name_(std::move(model_name)), embedding_size_(embedding_size) {
-    if (embedding_size < 1 || embedding_size > 65536) {
-      throw GalleryError("embedding size must be in 1..65536, got " + std::to_string(embedding_size));
-    }
-    embeddings_ = torch::empty({0, embedding_size}, torch::kFloat32);
-    capacity_ = embeddings_;
-    index_ = std::make_shared<ExactIndex>();
-    index_->reset(embeddings_);
-  }
+      : model_name_(std::move(model_name)), embedding_size_(checked_size(embedding_size)), rows_(embedding_size_) {}
 
-  Gallery(const Gallery& other) {
-    std::shared_lock lock(other.mutex_);
+  /// A copy shares the rows and the index until either side changes (copy-on-write) and, for
+  /// a database-backed gallery, the database. Copying locks `other` for reading.
+  Gallery(const Gallery& other) : Gallery(other, std::shared_lock(other.mutex_)) {}
+
+  /// Moving takes `other`'s rows, index and database; `other` is left an empty in-memory
+  /// gallery of the same model. Moving locks `other` for writing.
+  Gallery(Gallery&& other) : Gallery(std::move(other), std::unique_lock(other.mutex_)) {}
+
+  Gallery& operator=(const Gallery& other) {
+    if (this == &other) return *this;
+    std::unique_lock mine(mutex_, std::defer_lock);
+    std::shared_lock theirs(other.mutex_, std::defer_lock);
+    std::lock(mine, theirs);
     model_name_ = other.model_name_;
     embedding_size_ = other.embedding_size_;
-    embeddings_ = other.embeddings_;
-    capacity_ = other.embeddings_;  // no spare rows: the other gallery may still fill its own
-    owners_ = other.owners_;
-    rows_per_person_ = other.rows_per_person_;
-    most_rows_ = other.most_rows_;
-    index_ = other.index_;  // shared until either side changes: copy-on-write
+    rows_ = other.rows_;
     store_ = other.store_;
     known_ = other.known_;
+    return *this;
+  }
+
+  Gallery& operator=(Gallery&& other) {
+    if (this == &other) return *this;
+    std::unique_lock mine(mutex_, std::defer_lock);
+    std::unique_lock theirs(other.mutex_, std::defer_lock);
+    std::lock(mine, theirs);
+    model_name_ = other.model_name_;
+    embedding_size_ = other.embedding_size_;
+    rows_ = std::exchange(other.rows_, detail::GalleryRows(other.embedding_size_));
+    store_ = std::move(other.store_);
+    known_ = std::exchange(other.known_, GalleryStoreVersion{});
+    return *this;
   }
 
   /// The database behind this gallery; null for an in-memory gallery.
@@ -110,14 +130,13 @@ class Gallery {
   void set_index(std::unique_ptr<VectorIndex> index) {
     if (!index) throw Error("Gallery::set_index needs an index");
     std::unique_lock lock(mutex_);
-    index->reset(embeddings_);
-    index_ = std::move(index);
+    rows_.set_index(std::move(index));
   }
 
   /// What the gallery searches with.
   std::string index_description() const {
     std::shared_lock lock(mutex_);
-    return index_->description();
+    return rows_.index_description();
   }
 
   const std::string& model_name() const { return model_name_; }
@@ -156,7 +175,7 @@ class Gallery {
       rows.push_back(enrollment.embeddings);
     }
     std::unique_lock lock(mutex_);
-    append_rows(owners, torch::cat(rows));  // one copy of the matrix for the whole batch
+    rows_.append(owners, torch::cat(rows));  // one copy of the matrix for the whole batch
   }
 
   /// Every person's embeddings, in order of enrollment (photo records are not kept in
@@ -165,18 +184,19 @@ class Gallery {
   std::vector<Enrollment> enrollments() const {
     sync();
     std::shared_lock lock(mutex_);
+    const auto& owners = rows_.owners();
     std::unordered_map<std::string, std::size_t> slot;
     std::vector<std::vector<std::int64_t>> rows;
     std::vector<Enrollment> out;
-    for (std::size_t i = 0; i < owners_->size(); ++i) {
-      const auto [at, added] = slot.emplace((*owners_)[i], out.size());
+    for (std::size_t i = 0; i < owners.size(); ++i) {
+      const auto [at, added] = slot.emplace(owners[i], out.size());
       if (added) {
-        out.push_back({(*owners_)[i], {}, {}});
+        out.push_back({owners[i], {}, {}});
         rows.emplace_back();
       }
       rows[at->second].push_back(static_cast<std::int64_t>(i));
     }
-    for (std::size_t p = 0; p < out.size(); ++p) out[p].embeddings = embeddings_.index_select(0, torch::tensor(rows[p]));
+    for (std::size_t p = 0; p < out.size(); ++p) out[p].embeddings = rows_.embeddings().index_select(0, torch::tensor(rows[p]));
     return out;
   }
 
@@ -188,17 +208,7 @@ class Gallery {
       return removed;
     }
     std::unique_lock lock(mutex_);
-    if (rows_per_person_.count(person) == 0) return false;
-    std::vector<std::int64_t> keep;
-    std::vector<std::string> owners;
-    for (std::size_t i = 0; i < owners_->size(); ++i) {
-      if ((*owners_)[i] != person) {
-        keep.push_back(static_cast<std::int64_t>(i));
-        owners.push_back((*owners_)[i]);
-      }
-    }
-    replace_rows(std::move(owners), embeddings_.index_select(0, torch::tensor(keep, torch::kInt64)));
-    return true;
+    return rows_.remove(person);
   }
 
   /// Renames a person; returns false when there was none. Throws Error when `to` is taken.
@@ -210,18 +220,7 @@ class Gallery {
       return renamed;
     }
     std::unique_lock lock(mutex_);
-    if (from != to && rows_per_person_.count(to) > 0) {
-      throw Error("cannot rename '" + from + "' to '" + to + "': that person is already enrolled");
-    }
-    const auto found = rows_per_person_.find(from);
-    if (found == rows_per_person_.end()) return false;
-    const auto rows = found->second;
-    rows_per_person_.erase(found);
-    rows_per_person_[to] = rows;
-    for (auto& owner : writable_owners()) {
-      if (owner == from) owner = to;
-    }
-    return true;
+    return rows_.rename(from, to);
   }
 
   /// People and how many embeddings each has, sorted by name.
@@ -229,7 +228,7 @@ class Gallery {
     sync();
     std::shared_lock lock(mutex_);
     std::vector<std::pair<std::string, std::size_t>> list;
-    for (const auto& [person, rows] : rows_per_person_) list.emplace_back(person, static_cast<std::size_t>(rows));
+    for (const auto& [person, rows] : rows_.rows_per_person()) list.emplace_back(person, static_cast<std::size_t>(rows));
     std::sort(list.begin(), list.end());
     return list;
   }
@@ -237,7 +236,7 @@ class Gallery {
   std::size_t size() const {
     sync();
     std::shared_lock lock(mutex_);
-    return owners_->size();
+    return rows_.size();
   }
 
   /// Identifies probes [P, D] (or one [D]) in one search of the whole gallery (one matrix
@@ -252,22 +251,22 @@ class Gallery {
                        detail::shape_string(probes));
     }
     sync();
-    std::shared_ptr<const VectorIndex> index;
-    std::shared_ptr<const std::vector<std::string>> owners;
-    std::int64_t most_rows = 0;
+    detail::GalleryRows::Snapshot snapshot;
     {
       std::shared_lock lock(mutex_);
-      index = index_;  // snapshots: writers copy what readers hold before changing it
-      owners = owners_;
-      most_rows = most_rows_;
+      snapshot = rows_.snapshot();  // searched without the lock: writers never change it
     }
+    const auto& owners = snapshot.owners;
     std::vector<Identification> results(static_cast<std::size_t>(rows.size(0)));
     if (owners->empty() || k == 0) return results;
     torch::NoGradGuard no_grad;
     // If no person has more than R rows, the k*R nearest rows hold at least k people, and the
     // first time a person appears in them is at that person's nearest row: exact top-k people.
-    const auto take = std::min<std::int64_t>(static_cast<std::int64_t>(owners->size()), static_cast<std::int64_t>(k) * most_rows);
-    const auto found = index->search(rows.to(torch::kCPU, torch::kFloat32).contiguous(), take);
+    // k * most_rows can pass every row (or overflow) for a large k: then every row is searched.
+    const auto rows_held = static_cast<std::int64_t>(owners->size());
+    const auto per_person = std::max<std::int64_t>(snapshot.most_rows, 1);
+    const auto take = k <= static_cast<std::size_t>(rows_held / per_person) ? static_cast<std::int64_t>(k) * per_person : rows_held;
+    const auto found = snapshot.index->search(detail::moved_to(rows, torch::kCPU, torch::kFloat32, "Gallery::identify").contiguous(), take);
     const auto v = found.distances.to(torch::kFloat64).contiguous();
     const auto ix = found.rows.contiguous();
     for (std::int64_t p = 0; p < rows.size(0); ++p) {
@@ -285,30 +284,15 @@ class Gallery {
     return results;
   }
 
-  /// Saves to `file` atomically: written to FILE.tmp, flushed to disk, then renamed over the
-  /// old file, so a crash or a full disk leaves the previous gallery intact.
-  /// Format: "SIAMGAL\\0", u32 version, u32 name length, model name, i64 embedding size,
-  /// u64 count, count x (u32 name length, name, D float32), then u64 FNV-1a of all before.
+  /// Saves to `file` atomically (detail::replace_file: a temporary of its own, flushed to
+  /// disk, then renamed over the old file), so a crash or a full disk leaves the previous
+  /// gallery intact. The format: detail::encode_gallery_file().
   void save(const std::filesystem::path& file) const {
     std::string bytes;
     {
       std::shared_lock lock(mutex_);
-      bytes.append("SIAMGAL", 8);
-      put(bytes, format_version);
-      put(bytes, static_cast<std::uint32_t>(model_name_.size()));
-      bytes += model_name_;
-      put(bytes, embedding_size_);
-      const auto& owners = *owners_;
-      put(bytes, static_cast<std::uint64_t>(owners.size()));
-      const auto data = embeddings_.contiguous();
-      const auto row_bytes = static_cast<std::size_t>(embedding_size_) * sizeof(float);
-      for (std::size_t i = 0; i < owners.size(); ++i) {
-        put(bytes, static_cast<std::uint32_t>(owners[i].size()));
-        bytes += owners[i];
-        bytes.append(reinterpret_cast<const char*>(data.data_ptr<float>()) + i * row_bytes, row_bytes);
-      }
+      bytes = detail::encode_gallery_file(model_name_, embedding_size_, rows_.owners(), rows_.embeddings());
     }
-    put(bytes, detail::fnv1a(bytes.data(), bytes.size()));
     detail::write_file_atomically(file, bytes, "gallery");
   }
 
@@ -329,39 +313,9 @@ class Gallery {
 
   /// A gallery from the bytes of a gallery file; `name` labels errors. Throws as load().
   static Gallery parse(const std::string& bytes, const std::string& name) {
-    if (bytes.size() < 8 + 4 + 8 || bytes.compare(0, 8, std::string("SIAMGAL", 8)) != 0) {
-      throw GalleryError(name + " is not a siamese gallery file");
-    }
-    std::uint64_t stored = 0;
-    std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
-    if (stored != detail::fnv1a(bytes.data(), bytes.size() - 8)) {
-      throw GalleryError(name + " is damaged (checksum mismatch: truncated or modified)");
-    }
-    std::size_t at = 8;
-    const auto end = bytes.size() - 8;
-    const auto version = get<std::uint32_t>(bytes, at, end, name);
-    if (version != format_version) throw GalleryError(name + " has format version " + std::to_string(version));
-    const auto name_length = get<std::uint32_t>(bytes, at, end, name);
-    const auto model = take(bytes, at, end, name_length, name);
-    const auto dim = get<std::int64_t>(bytes, at, end, name);
-    const auto count = get<std::uint64_t>(bytes, at, end, name);
-    if (dim < 1 || dim > 65536) throw GalleryError(name + " claims embedding size " + std::to_string(dim));
-    const auto row_bytes = static_cast<std::uint64_t>(dim) * sizeof(float);
-    if (count > (end - at) / (row_bytes + 4)) {
-      throw GalleryError(name + " claims " + std::to_string(count) + " entries, more than its size can hold");
-    }
-    Gallery gallery(model, dim);
-    auto data = torch::empty({static_cast<std::int64_t>(count), dim}, torch::kFloat32);
-    std::vector<std::string> owners;
-    for (std::uint64_t i = 0; i < count; ++i) {
-      const auto length = get<std::uint32_t>(bytes, at, end, name);
-      owners.push_back(take(bytes, at, end, length, name));
-      if (!valid_name(owners.back())) throw GalleryError(name + " holds an invalid person name at entry " + std::to_string(i));
-      std::memcpy(data.data_ptr<float>() + i * static_cast<std::uint64_t>(dim), take(bytes, at, end, row_bytes, name).data(), row_bytes);
-    }
-    if (at != end) throw GalleryError(name + " has " + std::to_string(end - at) + " unexpected bytes");
-    std::unique_lock lock(gallery.mutex_);
-    gallery.replace_rows(std::move(owners), data);
+    auto contents = detail::decode_gallery_file(bytes, name);
+    Gallery gallery(contents.model_name, contents.embedding_size);
+    gallery.rows_.replace(std::move(contents.owners), contents.embeddings);  // not shared yet: no lock needed
     return gallery;
   }
 
@@ -369,6 +323,25 @@ class Gallery {
   explicit Gallery(std::unique_ptr<GalleryStore> store) : Gallery(store->model_name(), store->embedding_size()) {
     store_ = std::move(store);
     sync();
+  }
+
+  // The copy and the move, made while the caller's lock on `other` lives (until the end of
+  // the delegating constructor's full expression).
+  Gallery(const Gallery& other, const std::shared_lock<std::shared_mutex>&)
+      : model_name_(other.model_name_), embedding_size_(other.embedding_size_), rows_(other.rows_),
+        store_(other.store_), known_(other.known_) {}
+  Gallery(Gallery&& other, const std::unique_lock<std::shared_mutex>&)
+      : model_name_(other.model_name_),
+        embedding_size_(other.embedding_size_),
+        rows_(std::exchange(other.rows_, detail::GalleryRows(other.embedding_size_))),
+        store_(std::move(other.store_)),
+        known_(std::exchange(other.known_, GalleryStoreVersion{})) {}
+
+  static std::int64_t checked_size(std::int64_t embedding_size) {
+    if (embedding_size < 1 || embedding_size > 65536) {
+      throw GalleryError("embedding size must be in 1..65536, got " + std::to_string(embedding_size));
+    }
+    return embedding_size;
   }
 
   Enrollment check_enrollment(const Enrollment& enrollment) const {
@@ -379,7 +352,7 @@ class Gallery {
       throw ShapeError("gallery of " + std::to_string(embedding_size_) + "-d embeddings cannot enroll " +
                        detail::shape_string(embeddings));
     }
-    rows = rows.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    rows = detail::moved_to(rows.detach(), torch::kCPU, torch::kFloat32, "enrolling '" + enrollment.person + "'").contiguous();
     if (!torch::isfinite(rows).all().item<bool>()) {
       throw NumericError("cannot enroll non-finite embeddings for '" + enrollment.person + "'");
     }
@@ -398,97 +371,26 @@ class Gallery {
     if (!changes) return;
     std::unique_lock lock(mutex_);
     if (changes->complete) {
-      replace_rows(std::move(changes->owners), changes->embeddings);
+      rows_.replace(std::move(changes->owners), changes->embeddings);
     } else {
-      append_rows(changes->owners, changes->embeddings);
+      rows_.append(changes->owners, changes->embeddings);
     }
     known_ = changes->version;
   }
 
-  // Called with the lock held for writing: rows [K, D] owned by `owners` (K names) are added.
-  // They go into the spare rows of capacity_, which grows by an eighth when full: an
-  // enrollment costs its own rows (and, amortised, eight row copies each), not a copy of the
-  // gallery, for at most 12.5% more memory. Readers' snapshots end before the spare rows, so
-  // writing there changes nothing they see.
-  void append_rows(const std::vector<std::string>& owners, const torch::Tensor& rows) const {
-    if (owners.empty()) return;
-    const auto first_new = embeddings_.size(0);
-    const auto needed = first_new + rows.size(0);
-    if (capacity_.size(0) < needed) {
-      auto bigger = torch::empty({needed + needed / 8, embedding_size_}, torch::kFloat32);
-      bigger.narrow(0, 0, first_new).copy_(embeddings_);
-      capacity_ = bigger;
-    }
-    capacity_.narrow(0, first_new, rows.size(0)).copy_(rows);
-    const auto grown = capacity_.narrow(0, 0, needed);
-    writable_index().append(grown, first_new);
-    embeddings_ = grown;
-    auto& all_owners = writable_owners();
-    all_owners.insert(all_owners.end(), owners.begin(), owners.end());
-    for (const auto& person : owners) most_rows_ = std::max(most_rows_, ++rows_per_person_[person]);
-  }
-
-  // Called with the lock held for writing: the gallery becomes exactly these rows.
-  void replace_rows(std::vector<std::string> owners, const torch::Tensor& rows) const {
-    rows_per_person_.clear();
-    most_rows_ = 0;
-    for (const auto& person : owners) most_rows_ = std::max(most_rows_, ++rows_per_person_[person]);
-    owners_ = std::make_shared<std::vector<std::string>>(std::move(owners));
-    embeddings_ = rows;
-    capacity_ = rows;
-    writable_index().reset(embeddings_);
-  }
-
-  static bool valid_name(const std::string& person) {
-    const bool control = std::any_of(person.begin(), person.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
-    return !person.empty() && person.size() <= 1024 && !control;
-  }
-
   static void check_name(const std::string& person) {
-    if (!valid_name(person)) throw Error("a person's name must be 1..1024 bytes without control characters");
-  }
-
-  template <class T>
-  static void put(std::string& bytes, T value) {
-    bytes.append(reinterpret_cast<const char*>(&value), sizeof value);
-  }
-
-  static std::string take(const std::string& bytes, std::size_t& at, std::size_t end, std::uint64_t n, const std::string& name) {
-    if (n > end - at) throw GalleryError(name + " ends early");
-    std::string out = bytes.substr(at, static_cast<std::size_t>(n));
-    at += static_cast<std::size_t>(n);
-    return out;
-  }
-
-  template <class T>
-  static T get(const std::string& bytes, std::size_t& at, std::size_t end, const std::string& name) {
-    T value;
-    std::memcpy(&value, take(bytes, at, end, sizeof value, name).data(), sizeof value);
-    return value;
-  }
-
-  // Called with the lock held for writing: an index a reader holds is copied, not changed.
-  VectorIndex& writable_index() const {
-    if (index_.use_count() > 1) index_ = std::shared_ptr<VectorIndex>(index_->clone());
-    return *index_;
-  }
-
-  std::vector<std::string>& writable_owners() const {
-    if (owners_.use_count() > 1) owners_ = std::make_shared<std::vector<std::string>>(*owners_);
-    return *owners_;
+    if (!detail::is_valid_name(person)) {
+      throw Error("a person's name must be 1..1024 bytes without control characters, got '" +
+                  detail::printable(person.substr(0, 64)) + "'");
+    }
   }
 
   mutable std::shared_mutex mutex_;
   std::string model_name_;
   std::int64_t embedding_size_ = 0;
-  // The rows and their index: for a database-backed gallery a cache of the database, which
-  // readers (const) bring up to date, hence mutable.
-  mutable torch::Tensor embeddings_;  ///< [M, D] float32, CPU: the first M rows of capacity_; rows never change
-  mutable torch::Tensor capacity_;    ///< [C >= M, D]: embeddings_ and the spare rows appends fill
-  mutable std::shared_ptr<std::vector<std::string>> owners_ = std::make_shared<std::vector<std::string>>();  ///< person of each row
-  mutable std::unordered_map<std::string, std::int64_t> rows_per_person_;
-  mutable std::int64_t most_rows_ = 0;  ///< the most rows any person has
-  mutable std::shared_ptr<VectorIndex> index_;  ///< derived from embeddings_
+  // For a database-backed gallery a cache of the database, which readers (const) bring up to
+  // date, hence mutable.
+  mutable detail::GalleryRows rows_;
   std::shared_ptr<GalleryStore> store_;  ///< the database, or null in memory
   mutable std::mutex sync_mutex_;        ///< one sync() at a time
   mutable GalleryStoreVersion known_;    ///< the database version the rows reflect

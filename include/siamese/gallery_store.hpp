@@ -1,11 +1,13 @@
 #pragma once
 
 #include <siamese/detail/format.hpp>
+#include <siamese/detail/gallery_schema.hpp>
 #include <siamese/detail/sqlite.hpp>
 #include <siamese/errors.hpp>
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -90,8 +92,8 @@ struct GalleryStoreRows {
 /// (one connection behind a mutex). After fork(), a child opens its own store.
 class GalleryStore {
  public:
-  static constexpr std::int64_t schema_version = 1;
-  static constexpr std::int64_t application_id = 0x5347414c;  // "SGAL"
+  static constexpr std::int64_t schema_version = detail::gallery_schema_version;
+  static constexpr std::int64_t application_id = detail::gallery_application_id;
 
   /// Opens the gallery database `file`, creating it for the model (`model_name`,
   /// `embedding_size`) when it does not exist. Throws GalleryError when the file is not a
@@ -257,42 +259,27 @@ class GalleryStore {
   // created it at the same moment is seen here as done.
   void create_schema(const std::string& model_name, std::int64_t embedding_size) {
     db_.write_transaction(options_.attempts, [&] {
-      if (db_.integer("PRAGMA application_id") != 0 || db_.integer("SELECT count(*) FROM sqlite_master") != 0) return 0;
-      db_.execute(
-          "CREATE TABLE model (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,"
-          " embedding_size INTEGER NOT NULL, generation INTEGER NOT NULL, last_rewrite INTEGER NOT NULL);"
-          "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
-          "CREATE TABLE embeddings (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-          " person INTEGER NOT NULL REFERENCES people(id), vector BLOB NOT NULL, source TEXT, content_hash INTEGER);"
-          "CREATE INDEX embeddings_by_person ON embeddings(person);"
-          "PRAGMA application_id = " + std::to_string(application_id) + ";"
-          "PRAGMA user_version = " + std::to_string(schema_version) + ";");
-      db_.prepare("INSERT INTO model VALUES(1, ?1, ?2, 0, 0)").bind(1, model_name).bind(2, embedding_size).run();
+      if (!detail::is_empty_database(db_)) return 0;
+      detail::create_gallery_schema(db_, model_name, embedding_size);
       return 0;
     });
   }
 
-  // Checks the schema before anything is written, then switches to WAL and full sync.
+  // Checks the database before anything is written (detail::check_gallery_schema: the
+  // application, the version and every object of the schema), reads the model, then switches
+  // to WAL and full sync.
   void check_and_prepare() {
     const std::string name = "'" + file() + "'";
-    const auto app = db_.integer("PRAGMA application_id");
-    const auto schema = db_.integer("PRAGMA user_version");
-    if (app == 0 && db_.integer("SELECT count(*) FROM sqlite_master") == 0) {
-      throw GalleryError(name + " is an empty database, not a gallery");
-    }
-    if (app != application_id) {
-      throw GalleryError(name + " is a SQLite database of another application (application_id " + std::to_string(app) +
-                         "), not a siamese gallery");
-    }
-    if (schema != schema_version) {
-      throw GalleryError(name + " has gallery schema version " + std::to_string(schema) + "; this library reads version " +
-                         std::to_string(schema_version) + (schema > schema_version ? " (made by a newer siamese)" : ""));
-    }
+    detail::check_gallery_schema(db_);
     {  // the statement ends before the journal mode changes: no open read may remain
       auto model = db_.prepare("SELECT name, embedding_size FROM model WHERE id = 1");
       if (!model.step()) throw GalleryError(name + " has no model record");
       model_name_ = model.text(0);
       embedding_size_ = model.integer(1);
+    }
+    if (!detail::is_valid_name(model_name_)) {
+      throw GalleryError(name + " names its model '" + detail::printable(model_name_.substr(0, 64)) +
+                         "': a model name must be 1..1024 bytes without control characters");
     }
     if (embedding_size_ < 1 || embedding_size_ > 65536) {
       throw GalleryError(name + " claims embedding size " + std::to_string(embedding_size_));
@@ -327,6 +314,12 @@ class GalleryStore {
       }
       std::memcpy(out.embeddings.data_ptr<float>() + i * embedding_size_, data, row_bytes);
       out.owners.push_back(select.text(1));
+      if (!detail::is_valid_name(out.owners.back())) {
+        // Printed raw, a newline breaks every line-based reader and an escape takes over a terminal.
+        throw GalleryError("gallery database '" + file() + "' is damaged: embedding " + std::to_string(select.integer(0)) +
+                           " belongs to '" + detail::printable(out.owners.back().substr(0, 64)) +
+                           "', a name enroll refuses (empty, over 1024 bytes, or with control characters)");
+      }
     }
     if (i != rows) throw GalleryError("gallery database '" + file() + "' is damaged: embeddings without a person");
     if (!torch::isfinite(out.embeddings).all().item<bool>()) {

@@ -77,7 +77,10 @@ inline void save_head(const SigmoidHead& head, const std::filesystem::path& file
 }
 
 /// Loads a head saved by save_head().
-/// Throws FileError when the file is missing, ModelError when it holds no head parameters.
+/// Ensures: one finite float32 weight, not 0, and one finite bias.
+/// Throws FileError when the file is missing, ModelError when it holds no head parameters or
+/// parameters of another shape, NumericError when they are not finite or the weight is 0 (a
+/// head that cannot tell distances apart).
 inline SigmoidHead load_head(const std::filesystem::path& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
@@ -91,8 +94,17 @@ inline SigmoidHead load_head(const std::filesystem::path& file) {
     throw ModelError("'" + file.string() + "' is not a saved SigmoidHead: " +
                      what.substr(0, what.find('\n')));
   }
-  if (!std::isfinite(head->weight.item<double>()) || !std::isfinite(head->bias.item<double>())) {
-    throw NumericError("head '" + file.string() + "' has non-finite parameters");
+  // torch::load replaces each parameter with the stored tensor, whatever its shape.
+  for (const auto* parameter : {&head->weight, &head->bias}) {
+    if (parameter->numel() != 1 || !parameter->is_floating_point()) {
+      throw ModelError("'" + file.string() + "' is not a saved SigmoidHead: a parameter is " +
+                       detail::shape_string(*parameter) + " " + detail::dtype_string(*parameter) + ", not one number");
+    }
+  }
+  const double weight = head->weight.item<double>(), bias = head->bias.item<double>();
+  if (!std::isfinite(weight) || !std::isfinite(bias) || weight == 0.0) {
+    throw NumericError("head '" + file.string() + "' has non-finite parameters or a zero weight (w " +
+                       std::to_string(weight) + ", b " + std::to_string(bias) + ")");
   }
   return head;
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <siamese/detail/json.hpp>
 #include <siamese/errors.hpp>
 
 #include <nlohmann/json.hpp>
@@ -54,21 +55,6 @@ struct BackboneMetadata {
 inline constexpr const char* metadata_file_name = "siamese.json";
 
 namespace detail {
-
-/// An integer JSON value in [min, max]. nlohmann's get<int>() converts floats such as 1e111
-/// with a cast whose result is undefined: read integers only through this.
-/// Throws MetadataError naming `what` otherwise.
-inline std::int64_t json_integer(const nlohmann::json& value, const std::string& what, std::int64_t min, std::int64_t max) {
-  const bool in_range = (value.is_number_integer() && !value.is_number_unsigned() && value.get<std::int64_t>() >= min &&
-                         value.get<std::int64_t>() <= max) ||
-                        (value.is_number_unsigned() && value.get<std::uint64_t>() <= static_cast<std::uint64_t>(max) &&
-                         static_cast<std::int64_t>(value.get<std::uint64_t>()) >= min);
-  if (!in_range) {
-    throw MetadataError(what + " must be an integer in " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
-                        value.dump().substr(0, 40));
-  }
-  return value.get<std::int64_t>();
-}
 
 inline std::string channel_order_name(ChannelOrder order) {
   return order == ChannelOrder::rgb ? "RGB" : "BGR";

@@ -3,6 +3,7 @@
 // The umbrella header: everything public in one include.
 #include <siamese/align.hpp>
 #include <siamese/backbone.hpp>
+#include <siamese/decision.hpp>
 #include <siamese/detect.hpp>
 #include <siamese/device.hpp>
 #include <siamese/distance.hpp>

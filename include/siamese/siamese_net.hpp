@@ -1,6 +1,7 @@
 #pragma once
 
 #include <siamese/backbone.hpp>
+#include <siamese/decision.hpp>
 #include <siamese/detail/format.hpp>
 #include <siamese/distance.hpp>
 #include <siamese/eval/calibration.hpp>
@@ -103,13 +104,19 @@ class SiameseNet {
   /// [N,3,H,W] float32 -> [N,D] on the backbone's device.
   torch::Tensor embed(const torch::Tensor& images) const { return backbone_.embed(images); }
 
-  /// Compares N pairs. Requires: a and b [N,3,H,W] float32 with the same N.
-  /// When a and b have the same shape, both go through the backbone in ONE call.
-  /// Throws ShapeError when the batch sizes differ.
+  /// Compares N pairs. Requires: a and b [N,3,H,W] float32 with the same N, on one device
+  /// (any: the backbone moves them to its own). When a and b have the same shape, both go
+  /// through the backbone in ONE call.
+  /// Throws ShapeError when the batch sizes differ, DeviceError naming both devices when a and
+  /// b are on different ones.
   Output forward(const torch::Tensor& a, const torch::Tensor& b) const {
     if (!a.defined() || !b.defined() || a.dim() != 4 || b.dim() != 4 || a.size(0) != b.size(0)) {
       throw ShapeError("SiameseNet::forward needs two batches [N,3,H,W] with the same N, got " +
                        detail::shape_string(a) + " and " + detail::shape_string(b));
+    }
+    if (a.device() != b.device()) {
+      throw DeviceError("SiameseNet::forward needs both batches on one device, got " + a.device().str() + " and " +
+                        b.device().str());
     }
     torch::InferenceMode guard;
     Output out;
@@ -180,24 +187,28 @@ using FaceVerifier = SiameseNet<TorchScriptBackbone, EuclideanDistance, SigmoidH
 /// The same with cosine distance, for backbones trained with angular losses.
 using CosineFaceVerifier = SiameseNet<TorchScriptBackbone, CosineDistance, SigmoidHead>;
 
-/// Loads a FaceVerifier from a backbone file.
-/// With a calibration beside the model (MODEL.calibration.json, written by calibrate in
-/// examples/evaluate), the head is the fitted one and verify() says "same" at or below its
-/// distance threshold. Otherwise the head is centred on the metadata's distance_threshold when
-/// the file has one (p = 0.5 there), else SigmoidHeadOptions{}.
-/// Throws as TorchScriptBackbone; MetadataError when the calibration names another model.
+/// A FaceVerifier whose head and verdict follow `decision`: verify() says "same" at or below
+/// decision.distance_threshold.
+inline FaceVerifier make_face_verifier(TorchScriptBackbone backbone, const FittedDecision& decision) {
+  FaceVerifier net(std::move(backbone), EuclideanDistance{}, SigmoidHead(decision.head));
+  const double logit = decision.head.weight * decision.distance_threshold + decision.head.bias;
+  net.set_decision_threshold(std::clamp(1.0 / (1.0 + std::exp(-logit)), 1e-12, 1.0 - 1e-12));
+  return net;
+}
+
+/// Loads a FaceVerifier from a backbone file, with the decision fitted to it
+/// (fitted_decision()): its calibration when there is one (MODEL.calibration.json, written by
+/// `evaluate --calibrate`), else the threshold its metadata publishes.
+/// Throws UncalibratedModelError, saying what to run, when the backbone has neither: a verdict
+/// from a head fitted to another network's distances would be confident and meaningless. For
+/// its distances alone, build `FaceVerifier(TorchScriptBackbone(model))` and read
+/// VerifyResult::distance. Throws as TorchScriptBackbone; MetadataError when the calibration
+/// names another model.
 inline FaceVerifier load_face_verifier(const std::filesystem::path& model, BackboneOptions options = {}) {
   TorchScriptBackbone backbone(model, std::move(options));
-  if (const auto calibration = eval::load_calibration_for(model, backbone.metadata().name)) {
-    const SigmoidHeadOptions head_options{calibration->weight, calibration->bias};
-    FaceVerifier net(std::move(backbone), EuclideanDistance{}, SigmoidHead(head_options));
-    const double logit = head_options.weight * calibration->distance_threshold + head_options.bias;
-    net.set_decision_threshold(std::clamp(1.0 / (1.0 + std::exp(-logit)), 1e-12, 1.0 - 1e-12));
-    return net;
-  }
-  const auto threshold = backbone.metadata().distance_threshold;
-  SigmoidHead head(threshold ? SigmoidHeadOptions::centered_at(*threshold) : SigmoidHeadOptions{});
-  return FaceVerifier(std::move(backbone), EuclideanDistance{}, std::move(head));
+  const auto decision = fitted_decision(model, backbone.metadata());
+  if (!decision) throw UncalibratedModelError(uncalibrated_message(model, backbone.metadata()));
+  return make_face_verifier(std::move(backbone), *decision);
 }
 
 }  // namespace siamese

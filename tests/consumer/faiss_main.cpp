@@ -10,6 +10,6 @@ int main() {
   gallery.enroll("ann", torch::zeros({4}));
   gallery.enroll("bob", torch::ones({4}));
   const auto best = gallery.identify(torch::full({4}, 0.9F), 1, 1.0)[0].best();
-  std::cout << gallery.index_description() << ": " << best << '\n';
+  std::cout << gallery.index_description() << ": " << best.value_or("nobody known") << '\n';
   return best == "bob" ? 0 : 1;
 }

@@ -4,17 +4,25 @@
 // run under libFuzzer (fuzz_main.cpp) and, over the committed corpora, in the unit tests.
 #pragma once
 
+#include <siamese/eval/calibration.hpp>
 #include <siamese/eval/pairs.hpp>
 #include <siamese/gallery.hpp>
 #include <siamese/image.hpp>
 #include <siamese/metadata.hpp>
 
+#include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 namespace siamese::fuzz {
 
@@ -72,7 +80,45 @@ inline void gallery_target(const std::uint8_t* data, std::size_t size) {
   }
 }
 
-/// The siamese.json metadata parser of TorchScript backbones; what it accepts must round-trip.
+/// Gallery databases from elsewhere: the bytes become a database file that is opened, enrolled
+/// into, searched and listed. Refusing it with GalleryError is the right answer to almost every
+/// input; a database that opens must keep the gallery's promises: the enrollment is there, the
+/// probe finds it, every name is one enroll would take.
+inline void gallery_database_target(const std::uint8_t* data, std::size_t size) {
+  static const auto file =
+      std::filesystem::temp_directory_path() / ("siamese-fuzz-gallery-" + std::to_string(::getpid()) + ".db");
+  const auto remove_all = [] {
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::remove((file.string() + suffix).c_str());
+  };
+  remove_all();
+  {
+    std::ofstream out(file, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  }
+  try {
+    GalleryStoreOptions quick;
+    quick.busy_timeout = std::chrono::milliseconds(10);
+    quick.attempts = 1;
+    auto gallery = Gallery::open(file, quick);
+    const auto before = gallery.size();
+    const auto probe = torch::full({gallery.embedding_size()}, 1e4F);  // far from any real face
+    gallery.enroll("fuzz probe", probe);
+    require(gallery.size() == before + 1);
+    const auto found = gallery.identify(probe, 1, 1e-3);
+    require(found.size() == 1 && found[0].known);
+    std::size_t rows = 0;
+    for (const auto& [person, count] : gallery.people()) {
+      require(detail::is_valid_name(person) && count >= 1);
+      rows += count;
+    }
+    require(rows == gallery.size());
+  } catch (const Error&) {
+  }
+  remove_all();
+}
+
+/// The JSON files the library reads from others: the siamese.json metadata of TorchScript
+/// backbones and MODEL.calibration.json. What either parser accepts must round-trip.
 inline void metadata_target(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   try {
@@ -80,6 +126,14 @@ inline void metadata_target(const std::uint8_t* data, std::size_t size) {
     const auto again = parse_metadata(to_json_string(metadata), "fuzz.json again");
     require(again.input == metadata.input && again.name == metadata.name &&
             again.embedding_size == metadata.embedding_size);
+  } catch (const Error&) {
+  }
+  try {
+    const auto calibration = eval::parse_calibration(text, "fuzz.calibration.json");
+    const auto again = eval::parse_calibration(eval::to_json_string(calibration), "fuzz.calibration.json again");
+    require(again.model_name == calibration.model_name && again.weight == calibration.weight &&
+            again.distance_threshold == calibration.distance_threshold && again.pairs == calibration.pairs &&
+            std::isfinite(again.bias) && again.weight != 0.0);
   } catch (const Error&) {
   }
 }

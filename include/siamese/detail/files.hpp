@@ -2,11 +2,13 @@
 
 #include <siamese/errors.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
 
 #include <fcntl.h>
@@ -34,13 +36,50 @@ inline bool sync_path(const std::string& path, int flags) {
   return synced;
 }
 
-/// Replaces `file` by what `write` puts at the temporary path it is given (FILE.tmp): the
-/// temporary is synced to disk, then renamed over `file`, and the folder synced, so a crash, a
-/// kill or a failed write leaves either the previous file or the new one, whole. `what` names
-/// the file's kind in errors. Throws FileError; `write`'s own exceptions pass through.
+/// Creates `folder` and its parents where missing. Throws FileError naming it, and `what` it
+/// is for, when it cannot be made (a file in the way, no permission).
+inline void create_folder(const std::filesystem::path& folder, const std::string& what) {
+  std::error_code ec;
+  std::filesystem::create_directories(folder, ec);
+  if (ec || !std::filesystem::is_directory(folder, ec)) {
+    throw FileError("cannot create " + what + " folder '" + folder.string() + "': " +
+                    (ec ? ec.message() : std::string("something else is in the way")));
+  }
+}
+
+/// Creates an empty file beside `file` under a name no other writer holds (FILE.tmp.PID.N.RANDOM,
+/// made with O_EXCL: a name another writer created is skipped, never shared) and returns its
+/// path. Permissions are 0644 less the umask, as for any new file. Throws FileError.
+inline std::string create_unique_temporary(const std::filesystem::path& file, const std::string& what) {
+  static std::atomic<std::uint64_t> counter{0};
+  std::random_device entropy;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const std::string candidate = file.string() + ".tmp." + std::to_string(::getpid()) + "." +
+                                  std::to_string(counter.fetch_add(1)) + "." + std::to_string(entropy());
+    const int fd = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ::close(fd);
+      return candidate;
+    }
+    if (errno != EEXIST) {
+      throw FileError("cannot write " + what + " '" + file.string() + "': no temporary file can be made beside it ('" +
+                      candidate + "': " + std::strerror(errno) + "); it is unchanged");
+    }
+  }
+  throw FileError("cannot write " + what + " '" + file.string() + "': 100 temporary names beside it were taken; it is unchanged");
+}
+
+/// Replaces `file` by what `write` puts at the temporary path it is given: a new file beside
+/// `file` that belongs to this call alone (create_unique_temporary), so that any number of
+/// writers of the same file, in any processes, never touch each other's bytes. The temporary
+/// is synced to disk, then renamed over `file`, and the folder synced: a crash, a kill or a
+/// failed write leaves either the previous file or one writer's new file, whole; the last
+/// rename wins. `write` may truncate or replace the temporary. `what` names the file's kind in
+/// errors. Throws FileError; `write`'s own exceptions pass through; the temporary is removed
+/// on every failure.
 template <class Write>
 void replace_file(const std::filesystem::path& file, const std::string& what, Write write) {
-  const std::string temporary = file.string() + ".tmp";
+  const std::string temporary = create_unique_temporary(file, what);
   try {
     write(temporary);
     if (!sync_path(temporary, O_RDONLY)) {
@@ -63,7 +102,7 @@ void replace_file(const std::filesystem::path& file, const std::string& what, Wr
 /// Replaces `file` by `bytes`, as replace_file() does.
 inline void write_file_atomically(const std::filesystem::path& file, const std::string& bytes, const std::string& what) {
   replace_file(file, what, [&](const std::string& temporary) {
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int fd = ::open(temporary.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0) {
       throw FileError("cannot write " + what + " '" + temporary + "': " + std::strerror(errno) + "; '" +
                       file.string() + "' is unchanged");

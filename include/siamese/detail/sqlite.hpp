@@ -76,6 +76,7 @@ class Statement {
   }
 
   std::int64_t integer(int column) const { return sqlite3_column_int64(statement_.get(), column); }
+  bool is_null(int column) const { return sqlite3_column_type(statement_.get(), column) == SQLITE_NULL; }
   std::string text(int column) const {
     const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(statement_.get(), column));
     return data != nullptr ? std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(statement_.get(), column))) : std::string();
@@ -103,6 +104,12 @@ class Connection {
  public:
   /// Opens `file` read-write, creating it only when `create` is true. Waits up to
   /// `busy_timeout` for another process's lock before a statement reports the database busy.
+  ///
+  /// Every database is treated as coming from an untrusted source, as SQLite advises for files
+  /// people copy and share (sqlite.org/security.html): defensive mode (no writable schema, no
+  /// direct page writes), an untrusted schema (functions with side effects and virtual tables
+  /// cannot run from triggers or views), and every cell's size checked as it is read. The
+  /// caller still checks that the schema is the one it expects before reading a row.
   Connection(const std::string& file, bool create, std::chrono::milliseconds busy_timeout) : file_(file) {
     sqlite3* db = nullptr;
     const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
@@ -111,6 +118,9 @@ class Connection {
     if (code != SQLITE_OK) fail(code, "cannot open", file_, db);
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count()));
+    configure(SQLITE_DBCONFIG_DEFENSIVE, 1, "defensive mode");
+    configure(SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, "an untrusted schema");
+    execute("PRAGMA cell_size_check = ON");
   }
 
   Statement prepare(const std::string& sql) { return Statement(db_.get(), sql, file_); }
@@ -157,6 +167,12 @@ class Connection {
   const std::string& file() const { return file_; }
 
  private:
+  void configure(int option, int value, const char* what) {
+    int now = -1;
+    const int code = sqlite3_db_config(db_.get(), option, value, &now);
+    if (code != SQLITE_OK || now != value) fail(code == SQLITE_OK ? SQLITE_ERROR : code, std::string("cannot set ") + what, file_, db_.get());
+  }
+
   template <class Body>
   auto finish_transaction(Body& body) {
     try {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <siamese/detail/files.hpp>
+#include <siamese/detail/json.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/head.hpp>
 
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -108,41 +110,71 @@ inline std::filesystem::path calibration_path_for(const std::filesystem::path& m
   return model.string() + ".calibration.json";
 }
 
-/// Writes `c` to `file` atomically (a synced temporary file, then a rename).
-inline void save_calibration(const Calibration& c, const std::filesystem::path& file) {
+/// The text of a calibration file: what parse_calibration() reads back.
+inline std::string to_json_string(const Calibration& c) {
   const nlohmann::json j = {{"format_version", 1},       {"model_name", c.model_name},
                             {"weight", c.weight},         {"bias", c.bias},
                             {"distance_threshold", c.distance_threshold},
                             {"criterion", c.criterion},   {"far", c.far},
                             {"tar", c.tar},               {"brier", c.brier},
                             {"pairs", c.pairs}};
-  siamese::detail::write_file_atomically(file, j.dump(2) + "\n", "calibration");
+  return j.dump(2) + "\n";
 }
 
-/// Reads a calibration file. Throws FileError when missing, MetadataError when malformed.
-inline Calibration load_calibration(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) throw FileError("cannot open calibration '" + file.string() + "'");
+/// Writes `c` to `file` atomically (a synced temporary file, then a rename).
+inline void save_calibration(const Calibration& c, const std::filesystem::path& file) {
+  siamese::detail::write_file_atomically(file, to_json_string(c), "calibration");
+}
+
+/// A calibration from the text of a calibration file; `source` names it in errors.
+/// Ensures: a finite, non-zero head weight, a finite bias and threshold, 0 <= far, tar <= 1.
+/// Throws MetadataError when the text is not JSON, lacks a field, or holds a value of the wrong
+/// type or range (a count such as `pairs` must be a JSON integer: 1e300 is refused).
+inline Calibration parse_calibration(const std::string& text, const std::string& source) {
+  const std::string where = "calibration '" + source + "'";
+  nlohmann::json j;
   try {
-    const auto j = nlohmann::json::parse(in);
-    Calibration c;
-    c.model_name = j.at("model_name").get<std::string>();
-    c.weight = j.at("weight").get<double>();
-    c.bias = j.at("bias").get<double>();
-    c.distance_threshold = j.at("distance_threshold").get<double>();
-    c.criterion = j.value("criterion", std::string{});
-    c.far = j.value("far", 0.0);
-    c.tar = j.value("tar", 0.0);
-    c.brier = j.value("brier", 0.0);
-    c.pairs = j.value("pairs", std::size_t{0});
-    if (!std::isfinite(c.weight) || !std::isfinite(c.bias) || c.weight == 0.0 ||
-        !std::isfinite(c.distance_threshold)) {
-      throw MetadataError("calibration '" + file.string() + "' has a non-finite or zero head, or a bad threshold");
-    }
-    return c;
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    throw MetadataError("calibration '" + file.string() + "' is malformed: " + e.what());
+    throw MetadataError(where + " is not valid JSON: " + e.what());
   }
+  if (!j.is_object()) throw MetadataError(where + " is not a JSON object");
+  Calibration c;
+  try {
+    const auto optional_number = [&](const char* key) {
+      return j.contains(key) ? siamese::detail::json_number(j[key], where + ": " + key) : 0.0;
+    };
+    c.model_name = j.at("model_name").get<std::string>();
+    c.weight = siamese::detail::json_number(j.at("weight"), where + ": weight");
+    c.bias = siamese::detail::json_number(j.at("bias"), where + ": bias");
+    c.distance_threshold = siamese::detail::json_number(j.at("distance_threshold"), where + ": distance_threshold");
+    c.criterion = j.value("criterion", std::string{});
+    c.far = optional_number("far");
+    c.tar = optional_number("tar");
+    c.brier = optional_number("brier");
+    if (j.contains("pairs")) {
+      c.pairs = static_cast<std::size_t>(siamese::detail::json_integer(j["pairs"], where + ": pairs", 0, std::int64_t{1} << 53));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw MetadataError(where + " has a missing or mistyped field: " + e.what());
+  }
+  if (c.weight == 0.0) throw MetadataError(where + ": the head's weight is 0, so it cannot separate distances");
+  if (c.far < 0 || c.far > 1 || c.tar < 0 || c.tar > 1) {
+    throw MetadataError(where + ": far and tar must lie in 0..1, got " + std::to_string(c.far) + " and " + std::to_string(c.tar));
+  }
+  return c;
+}
+
+/// Reads a calibration file. Throws FileError when missing, MetadataError when malformed
+/// (parse_calibration()).
+inline Calibration load_calibration(const std::filesystem::path& file) {
+  std::error_code ec;
+  std::ifstream in(file, std::ios::binary);
+  // A folder opens as a stream and fails only when read, with std::ios_base::failure.
+  if (!std::filesystem::is_regular_file(file, ec) || !in) throw FileError("cannot open calibration '" + file.string() + "'");
+  std::ostringstream text;
+  if (!(text << in.rdbuf())) throw FileError("cannot read calibration '" + file.string() + "'");
+  return parse_calibration(text.str(), file.string());
 }
 
 /// The calibration beside `model` (calibration_path_for), if there is one.

@@ -32,13 +32,13 @@ class IdentityFolder {
     if (!std::filesystem::is_directory(root, ec)) {
       throw FileError("identity folder '" + root.string() + "' does not exist or is not a folder");
     }
-    for (const auto& entry : std::filesystem::directory_iterator(root)) {
-      if (!entry.is_directory()) continue;
+    for (const auto& entry : folder_entries(root)) {
+      if (!entry.is_directory(ec)) continue;  // files, and links that lead nowhere or in a loop
       Person person{entry.path().filename().string(), {}};
-      for (const auto& file : std::filesystem::directory_iterator(entry.path())) {
+      for (const auto& file : folder_entries(entry.path())) {
         auto ext = file.path().extension().string();
         std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-        if (file.is_regular_file() && (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp")) {
+        if (file.is_regular_file(ec) && (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp")) {
           person.images.push_back(file.path());
         }
       }
@@ -86,6 +86,15 @@ class IdentityFolder {
   }
 
  private:
+  // The entries of `folder`. Throws FileError naming it when it cannot be listed.
+  static std::vector<std::filesystem::directory_entry> folder_entries(const std::filesystem::path& folder) {
+    std::error_code ec;
+    std::vector<std::filesystem::directory_entry> entries;
+    for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(*it);
+    if (ec) throw FileError("cannot list folder '" + folder.string() + "': " + ec.message());
+    return entries;
+  }
+
   explicit IdentityFolder(std::vector<Person> people) : people_(std::move(people)) {
     std::sort(people_.begin(), people_.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   }

@@ -72,7 +72,7 @@ class Distiller : public detail::EpochTrainer<DistillOptions> {
         images_(std::move(images)) {
     if (images_.empty()) throw Error("Distiller needs at least one training image");
     if (options_.batch_size < 1) throw Error("Distiller needs a batch size of at least 1");
-    std::filesystem::create_directories(options_.checkpoint_dir);
+    siamese::detail::create_folder(options_.checkpoint_dir, "checkpoint");
     const auto start_file = options_.checkpoint_dir / "start.pt";
     if (!resuming()) write_start(student, start_file);
     start(start_file);
@@ -120,9 +120,7 @@ class Distiller : public detail::EpochTrainer<DistillOptions> {
   /// image's error, naming the file, and FileError when a file cannot be written.
   void export_samples(const std::filesystem::path& folder, const std::string& extension = ".png", int quality = 95,
                       const ProgressCallback& progress = {}) {
-    std::error_code error;
-    std::filesystem::create_directories(folder / "chips", error);
-    if (error) throw FileError("cannot create '" + (folder / "chips").string() + "': " + error.message());
+    siamese::detail::create_folder(folder / "chips", "distillation samples");
     std::ofstream samples(folder / "samples.tsv"), targets(folder / "targets.f16", std::ios::binary);
     if (!samples || !targets) throw FileError("cannot write the distillation samples in '" + folder.string() + "'");
     const std::vector<int> parameters = {extension == ".webp" ? cv::IMWRITE_WEBP_QUALITY : cv::IMWRITE_JPEG_QUALITY,

@@ -2,6 +2,7 @@
 
 #include <siamese/backbone.hpp>
 #include <siamese/detail/files.hpp>
+#include <siamese/detail/json.hpp>
 #include <siamese/distance.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/eval/metrics.hpp>
@@ -117,6 +118,9 @@ class EpochTrainer {
     const int steps = steps_per_epoch();
     ProgressCounter counter(progress, task_, "steps", static_cast<std::size_t>((options_.epochs - epoch_) * steps));
     while (!finished()) {
+      // Every epoch draws from a generator seeded by its own number, so a run resumed at
+      // epoch K draws what the uninterrupted run drew in epochs K+1.. (same losses, same weights).
+      rng_.seed(epoch_seed(epoch_));
       const double lr = options_.learning_rate * std::pow(options_.lr_decay, epoch_ / options_.decay_every);
       set_learning_rate(lr);
       double loss_sum = 0.0;
@@ -160,7 +164,7 @@ class EpochTrainer {
   /// Loads `model` (or, when resuming, checkpoint_dir/last.pt), unfreezes the parameters the
   /// options name, builds the optimizer and restores its state when resuming.
   void start(const std::filesystem::path& model) {
-    std::filesystem::create_directories(options_.checkpoint_dir);
+    siamese::detail::create_folder(options_.checkpoint_dir, "checkpoint");
     const bool resume_now = resuming();
     BackboneOptions load;
     load.device = Device::cpu();
@@ -216,6 +220,8 @@ class EpochTrainer {
   std::optional<TorchScriptBackbone> backbone_;
 
  private:
+  std::uint64_t epoch_seed(int epoch) const { return options_.seed + 7919u * static_cast<std::uint64_t>(epoch); }
+
   void set_learning_rate(double lr) {
     for (auto& group : optimizer_->param_groups()) {
       if (options_.use_sgd) {
@@ -236,8 +242,7 @@ class EpochTrainer {
     save_model(options_.checkpoint_dir / "last.pt");
     siamese::detail::replace_file(options_.checkpoint_dir / "optimizer.pt", "optimizer state",
                                   [&](const std::string& temporary) { torch::save(*optimizer_, temporary); });
-    const nlohmann::json state = {{"epoch", epoch_}, {"best_validation_accuracy", best_accuracy_},
-                                  {"bad_epochs", bad_epochs_}, {"rng_seed", options_.seed + 7919u * epoch_}};
+    const nlohmann::json state = {{"epoch", epoch_}, {"best_validation_accuracy", best_accuracy_}, {"bad_epochs", bad_epochs_}};
     siamese::detail::write_file_atomically(options_.checkpoint_dir / "state.json", state.dump(2) + "\n", "training state");
   }
 
@@ -247,11 +252,8 @@ class EpochTrainer {
       std::ifstream in(state_file);
       const auto state = nlohmann::json::parse(in);
       epoch_ = static_cast<int>(siamese::detail::json_integer(state.at("epoch"), "epoch", 0, 1 << 30));
-      best_accuracy_ = state.at("best_validation_accuracy").get<double>();
+      best_accuracy_ = siamese::detail::json_number(state.at("best_validation_accuracy"), "best_validation_accuracy");
       bad_epochs_ = static_cast<int>(siamese::detail::json_integer(state.at("bad_epochs"), "bad_epochs", 0, 1 << 30));
-      const auto& seed = state.at("rng_seed");
-      if (!seed.is_number_integer()) throw MetadataError("rng_seed must be an integer");
-      rng_.seed(seed.get<std::uint64_t>());
       torch::load(*optimizer_, (options_.checkpoint_dir / "optimizer.pt").string());
     } catch (const std::exception& e) {
       throw ModelError("cannot resume from '" + options_.checkpoint_dir.string() + "': " + e.what());
