@@ -474,6 +474,18 @@ TEST_CASE_METHOD(ElevenFilesOnTwoThreads, "Embedding with a preparing thread cha
   CHECK(seen_after == 2);
 }
 
+TEST_CASE("An embedder made from a temporary backbone owns what it uses", "[embed]") {
+  fixtures::TempDir dir;
+  const auto files = colour_files(dir, 3);
+  // Once a dangling reference (the embedder kept `const Backbone&`): now a copy sharing the module.
+  siamese::ImageEmbedder embedder(siamese::TorchScriptBackbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options()),
+                                  std::nullopt);
+  const auto embeddings = embedder.embed_files(files);
+  CHECK(embeddings.sizes() == torch::IntArrayRef({4, fixtures::embedding_size}));
+  CHECK(embedder.backbone().metadata().name == "tiny-embedder");
+  CHECK_FALSE(embedder.pipeline().has_value());
+}
+
 TEST_CASE("Batches close early when their photos hold max_batch_pixels", "[embed]") {
   fixtures::TempDir dir;
   siamese::TorchScriptBackbone backbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());

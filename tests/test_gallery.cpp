@@ -34,6 +34,7 @@ TEST_CASE("Gallery identifies by the nearest enrolled embedding, top-k people", 
   // person would overflow searches every row.
   CHECK(gallery.identify(point({0, 0}), 10, 1.0)[0].candidates.size() == 3);
   CHECK(gallery.identify(point({0, 0}), std::numeric_limits<std::size_t>::max(), 1.0)[0].candidates.size() == 3);
+  CHECK(gallery.identify(point({0, 0}), std::size_t{1} << 62, 1.0)[0].candidates.size() == 3);  // 2^62 x 2 rows overflowed
 }
 
 TEST_CASE("A person named \"unknown\" is told apart from nobody known", "[gallery]") {
