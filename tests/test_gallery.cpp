@@ -171,6 +171,12 @@ TEST_CASE("A gallery file whose person names break the rules is refused", "[gall
   fixtures::TempDir dir;
   const auto bytes = resealed_gallery(dir, "ab", 2, [](std::string& b) { b[37] = '\n'; });  // the first name's first byte
   CHECK_THROWS_WITH(Gallery::parse(bytes, "g"), Catch::Contains("invalid person name at entry 0"));
+  const auto with_delete = resealed_gallery(dir, "ab", 2, [](std::string& b) { b[37] = '\x7f'; });  // DEL is a control byte
+  CHECK_THROWS_WITH(Gallery::parse(with_delete, "g"), Catch::Contains("invalid person name at entry 0"));
+  const auto bad_model = resealed_gallery(dir, "ab", 2, [](std::string& b) { b[16] = '\x1b'; });  // the model name's byte
+  CHECK_THROWS_WITH(Gallery::parse(bad_model, "g"), Catch::Contains("names its model with an invalid name"));
+  Gallery gallery("m", 2);
+  CHECK_THROWS_WITH(gallery.enroll(std::string("a\x7f" "b"), torch::zeros({2})), Catch::Contains("'a\\x7fb'"));
 }
 
 TEST_CASE("A gallery file with bytes after its last entry is refused", "[gallery][errors]") {

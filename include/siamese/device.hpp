@@ -79,9 +79,8 @@ inline torch::Tensor moved_to(const torch::Tensor& tensor, torch::Device device,
   try {
     return tensor.to(device, dtype);
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
     throw DeviceError(who + " cannot move a tensor from " + tensor.device().str() + " to " + device.str() + ": " +
-                      what.substr(0, what.find('\n')));
+                      error_summary(e.what()));
   }
 }
 

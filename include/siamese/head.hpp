@@ -90,9 +90,7 @@ inline SigmoidHead load_head(const std::filesystem::path& file) {
   try {
     torch::load(head, file.string());
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    throw ModelError("'" + file.string() + "' is not a saved SigmoidHead: " +
-                     what.substr(0, what.find('\n')));
+    throw ModelError("'" + file.string() + "' is not a saved SigmoidHead: " + detail::error_summary(e.what()));
   }
   // torch::load replaces each parameter with the stored tensor, whatever its shape.
   for (const auto* parameter : {&head->weight, &head->bias}) {

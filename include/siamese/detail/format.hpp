@@ -21,6 +21,17 @@ inline std::string dtype_string(const torch::Tensor& tensor) {
   return std::string(c10::toString(tensor.scalar_type()));
 }
 
+/// The useful line of a LibTorch error: the first for c10::Error (a backtrace follows), the
+/// last for errors raised inside TorchScript code (a script traceback comes first).
+inline std::string error_summary(const std::string& text) {
+  if (text.rfind("The following operation failed", 0) == 0) {
+    const auto end = text.find_last_not_of("\n ");
+    const auto start = text.rfind('\n', end);
+    return text.substr(start == std::string::npos ? 0 : start + 1, end - start);
+  }
+  return text.substr(0, text.find('\n'));
+}
+
 /// A control character: a byte below 0x20, or DEL (0x7f).
 inline bool is_control_byte(char c) {
   const auto byte = static_cast<unsigned char>(c);

@@ -17,17 +17,6 @@
 
 namespace siamese::detail {
 
-/// The useful line of a LibTorch error: the first for c10::Error (a backtrace follows), the
-/// last for errors raised inside TorchScript code (a script traceback comes first).
-inline std::string error_summary(const std::string& text) {
-  if (text.rfind("The following operation failed", 0) == 0) {
-    const auto end = text.find_last_not_of("\n ");
-    const auto start = text.rfind('\n', end);
-    return text.substr(start == std::string::npos ? 0 : start + 1, end - start);
-  }
-  return text.substr(0, text.find('\n'));
-}
-
 /// A TorchScript archive loaded in eval mode, with its siamese.json when it has one.
 struct LoadedModule {
   torch::jit::Module module;
