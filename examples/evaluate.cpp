@@ -21,6 +21,7 @@
 // (evaluate --help lists every option with its default.)
 
 #include "example_main.hpp"
+#include "plot.hpp"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -90,55 +91,19 @@ void write_roc_csv(const siamese::eval::VerificationReport& report, const std::f
 
 void draw_roc(const siamese::eval::VerificationReport& report, const std::string& title, bool log_far,
               const std::filesystem::path& file) {
-  // The ROC curve drawn with OpenCV: axes, ticks, labels, the chance line on a linear axis,
-  // AUC in the legend, and TAR at FAR 1e-3 and 1e-2 marked.
-  constexpr int width = 640, height = 520, left = 70, right = 20, top = 40, bottom = 60;
-  cv::Mat canvas(height, width, CV_8UC3, cv::Scalar::all(255));
-  const int plot_w = width - left - right, plot_h = height - top - bottom;
-  const double min_far = 1e-4;
-  auto x_of = [&](double far) {
-    const double u = log_far ? (std::log10(std::max(far, min_far)) - std::log10(min_far)) / -std::log10(min_far) : far;
-    return left + static_cast<int>(u * plot_w);
-  };
-  auto y_of = [&](double tar) { return top + static_cast<int>((1.0 - tar) * plot_h); };
-  const cv::Scalar black(0, 0, 0), grey(200, 200, 200), blue(200, 80, 0);
-  for (int i = 0; i <= 10; i += 2) {
-    const double v = i / 10.0;
-    cv::line(canvas, {left, y_of(v)}, {left + plot_w, y_of(v)}, grey, 1);
-    cv::putText(canvas, cv::format("%.1f", v), {left - 36, y_of(v) + 5}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1);
-  }
-  const std::vector<double> far_ticks = log_far ? std::vector<double>{1e-4, 1e-3, 1e-2, 1e-1, 1.0}
-                                                : std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1.0};
-  for (double f : far_ticks) {
-    cv::line(canvas, {x_of(f), top}, {x_of(f), top + plot_h}, grey, 1);
-    cv::putText(canvas, log_far ? cv::format("1e%d", static_cast<int>(std::lround(std::log10(f)))) : cv::format("%.1f", f),
-                {x_of(f) - 15, top + plot_h + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1);
-  }
-  cv::rectangle(canvas, {left, top}, {left + plot_w, top + plot_h}, black, 1);
-  if (!log_far) cv::line(canvas, {x_of(0), y_of(0)}, {x_of(1), y_of(1)}, grey, 1, cv::LINE_AA);
-  std::vector<cv::Point> curve;
-  // On the log axis, FAR 0 (below one false accept in the pair list) sits at the left edge.
-  for (const auto& p : report.roc) curve.emplace_back(x_of(p.far), y_of(p.tar));
-  cv::polylines(canvas, curve, false, blue, 2, cv::LINE_AA);
-  const cv::Scalar red(0, 0, 200);
+  // FAR 0 (below one false accept in the pair list) sits at the left edge of the log axis.
+  example::PlotSeries roc{{}, example::series_colour(0), cv::format("ROC, AUC = %.4f", report.auc)};
+  for (const auto& p : report.roc) roc.points.emplace_back(p.far, p.tar);
+  std::vector<example::PlotMark> marks;
   for (const auto& [far, tar] : {std::pair{1e-3, report.tar_at_far_1e3}, std::pair{1e-2, report.tar_at_far_1e2}}) {
-    const cv::Point at(x_of(far), y_of(tar));
-    cv::circle(canvas, at, 5, red, 2, cv::LINE_AA);
-    cv::putText(canvas, cv::format("TAR %.4f @ FAR %.0e", tar, far), at + cv::Point(8, 18), cv::FONT_HERSHEY_SIMPLEX, 0.45,
-                red, 1, cv::LINE_AA);
+    marks.push_back({{far, tar}, cv::format("TAR %.4f @ FAR %.0e", tar, far)});
   }
-  cv::putText(canvas, log_far ? "false accept rate (log scale)" : "false accept rate", {left + plot_w / 2 - 110, height - 15},
-              cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
-  cv::Mat label(24, plot_h, CV_8UC3, cv::Scalar::all(255));
-  cv::putText(label, "true accept rate", {plot_h / 2 - 80, 18}, cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
-  cv::rotate(label, label, cv::ROTATE_90_COUNTERCLOCKWISE);
-  label.copyTo(canvas(cv::Rect(4, top, 24, plot_h)));
-  cv::putText(canvas, title, {left, 25}, cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
-  const cv::Point legend(left + plot_w - 210, top + plot_h - 20);
-  cv::line(canvas, legend, legend + cv::Point(30, 0), blue, 2);
-  cv::putText(canvas, cv::format("ROC, AUC = %.4f", report.auc), legend + cv::Point(38, 5), cv::FONT_HERSHEY_SIMPLEX, 0.5,
-              black, 1, cv::LINE_AA);
-  if (!cv::imwrite(file.string(), canvas)) throw siamese::FileError("cannot write '" + file.string() + "'");
+  if (!log_far) roc.points.insert(roc.points.begin(), {0.0, 0.0});
+  std::vector<example::PlotSeries> series{roc};
+  if (!log_far) series.push_back({{{0.0, 0.0}, {1.0, 1.0}}, cv::Scalar::all(200), "chance"});
+  example::PlotAxes axes{title, log_far ? "false accept rate (log scale)" : "false accept rate", "true accept rate", log_far,
+                         1e-4, /*legend_at_top=*/false};
+  example::draw_plot(axes, series, marks, file);
 }
 
 }  // namespace

@@ -3,112 +3,287 @@
 // A gallery database (SQLite) holds people and the embeddings of their enrolled photos, tagged
 // with the model that made them. Every enroll, remove and rename is a transaction of its own,
 // so many `gallery` processes may change one gallery at once and none loses another's work.
-// Faces are found and aligned as in verify_pair; identification ranks people by their nearest
-// enrolled embedding and answers "unknown" beyond the distance threshold (the model's
-// calibration when there is one, else its metadata's threshold; a model with neither, such as
-// the pretrained InceptionV3, is refused unless --threshold is given). `export` and `import` move a
-// gallery to and from the single checksummed file format. `benchmark` enrolls the first photos
-// of each person in a folder of identities and identifies the held-back ones: rank-1 accuracy,
-// and the rejection rate of people never enrolled.
+// Faces are found and aligned as in verify_pair.
+//
+// `identify` names every face in the photo (the largest alone with --largest): its box, the
+// person or "unknown", the distance, and the decision behind it. By default the decision keeps
+// strangers out at a false positive identification rate (--fpir, 1%) for the gallery's size
+// now, read from the model's open-set calibration (MODEL.open-set.json, made by `open_set
+// calibrate`; the default model's comes from tools/setup-models.sh): a threshold chosen for one
+// pair would name most strangers as someone in a gallery of a thousand. --threshold fixes a
+// distance instead. Without a calibration it warns, once, and uses the model's 1:1 threshold.
+//
+// `enroll` takes one person's photos, or a folder of people (--folder ROOT: ROOT/<person>/<photos>,
+// and photos directly in ROOT named after their person), embedded in batches in one process.
+// A photo the person already has (same content) is skipped, so an interrupted folder enrollment
+// resumes where it stopped; a face the gallery already identifies as someone else is refused,
+// naming them, unless --allow-lookalike (twins, look-alikes). `export` and `import` move a
+// gallery to and from the single checksummed file format. The open-set benchmark is `open_set`.
 //
 // Models needed: models/faceapi_recognition.pt with its detector and landmark models
 // (tools/setup-models.sh), or another backbone given with --model.
 //
-// Usage: gallery enroll DB NAME PHOTO...        gallery identify DB PHOTO [--k 5]
+// Usage: gallery enroll DB NAME PHOTO...        gallery enroll DB --folder ROOT
+//        gallery identify DB PHOTO [--k 5] [--fpir 0.01] [--json]
 //        gallery list DB                        gallery remove DB NAME
 //        gallery rename DB OLD NEW              gallery export DB FILE
-//        gallery import FILE DB                 gallery benchmark --people ROOT [--enroll 2]
+//        gallery import FILE DB
 // (gallery --help and gallery COMMAND --help list every option with its default.)
 
 #include "example_main.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <map>
 
 namespace {
 
 struct Arguments {
-  std::string db, file, person, new_name, people;
+  std::string db, file, person, new_name, folder;
   std::vector<std::string> photos;
   std::string model = "models/faceapi_recognition.pt";
-  std::size_t k = 5, enroll = 2, max_people = 300;
-  double threshold = -1.0;
+  std::size_t k = 5;
+  double threshold = -1.0, fpir = 0.01;
+  bool largest = false, json = false, allow_lookalike = false;
 };
 
-// The distance beyond which a face is unknown: --threshold, else the model's calibration or
-// published threshold. A model with neither cannot say who is who: refused, saying what to run.
-double identification_threshold(const Arguments& args, const siamese::TorchScriptBackbone& backbone) {
-  if (args.threshold > 0) return args.threshold;
-  if (const auto decision = siamese::fitted_decision(args.model, backbone.metadata())) return decision->distance_threshold;
-  throw siamese::UncalibratedModelError(siamese::uncalibrated_message(args.model, backbone.metadata()) +
-                                        "; or give --threshold");
-}
+// The model and its face pipeline, loaded only by the commands that embed.
+struct Model {
+  Model(const Arguments& args, siamese::FacePolicy policy)
+      : backbone(args.model), pipeline(make_pipeline(args.model, backbone.input_spec().height, policy)) {}
 
-// The model, its face pipeline and, for the commands that answer who someone is, its
-// threshold; loaded only by the commands that embed.
-struct Embedder {
-  /// `dataset`: photos are face-dataset images (LFW-style): the central face, and the image
-  /// centre where no face is found. `identifies`: the command names people, so it needs a
-  /// threshold (enrolling does not).
-  Embedder(const Arguments& args, bool dataset, bool identifies)
-      : backbone(args.model),
-        threshold(identifies ? identification_threshold(args, backbone) : 0.0),
-        images(backbone, make_pipeline(args.model, backbone.input_spec().height, dataset)) {
-    images.set_progress(siamese::stderr_progress());
-  }
-
-  static siamese::FacePipeline make_pipeline(const std::string& model, int chip, bool dataset) {
+  static siamese::FacePipeline make_pipeline(const std::string& model, int chip, siamese::FacePolicy policy) {
     siamese::FacePipelineOptions options;
     options.chip_size = chip;
-    options.center_fallback = dataset;
-    if (dataset) options.policy = siamese::FacePolicy::central;
+    options.policy = policy;
     return siamese::FacePipeline::from_models(std::filesystem::path(model).parent_path(), options);
-  }
-
-  torch::Tensor embed(const std::vector<std::string>& photos) {
-    return images.embed_files(std::vector<std::filesystem::path>(photos.begin(), photos.end()));
   }
 
   const siamese::BackboneMetadata& metadata() const { return backbone.metadata(); }
 
   siamese::TorchScriptBackbone backbone;
-  double threshold;
-  siamese::ImageEmbedder<> images;
+  siamese::FacePipeline pipeline;
+};
+
+// How the gallery decides whether a face is someone enrolled: --threshold, else the open-set
+// calibration at --fpir for the gallery's size, else (warned once) the model's 1:1 threshold.
+// A model with none of them cannot say who is who: refused, saying what to run.
+siamese::OpenSetDecision gallery_decision(const Arguments& args, const siamese::TorchScriptBackbone& backbone,
+                                          const siamese::Gallery& gallery, std::string& source) {
+  if (args.threshold > 0) {
+    source = "--threshold";
+    return siamese::OpenSetDecision::distance_at_most(args.threshold);
+  }
+  if (const auto calibration = siamese::load_open_set_calibration_for(args.model, backbone.metadata().name)) {
+    source = siamese::open_set_calibration_path_for(args.model).string();
+    const auto people = std::max<std::size_t>(gallery.people().size(), 1);
+    const auto decision = threshold_for(*calibration, siamese::OpenSetRule::distance_ratio, people, args.fpir);
+    if (decision.extrapolated) {
+      std::cerr << "gallery: warning: " << people << " people is more than the open-set calibration covers ("
+                << calibration->gallery_sizes.back() << "): its threshold is extrapolated\n";
+    }
+    return decision;
+  }
+  if (const auto fitted = siamese::fitted_decision(args.model, backbone.metadata())) {
+    source = fitted->source + ", the 1:1 threshold";
+    std::cerr << "gallery: warning: no open-set calibration for '" << args.model << "' ("
+              << siamese::open_set_calibration_path_for(args.model).filename().string()
+              << "): using the 1:1 threshold " << fitted->distance_threshold
+              << ", which names more strangers as someone the larger the gallery; make one with `open_set calibrate`\n";
+    return siamese::OpenSetDecision::distance_at_most(fitted->distance_threshold);
+  }
+  throw siamese::UncalibratedModelError(siamese::uncalibrated_message(args.model, backbone.metadata()) +
+                                        "; or give --threshold");
+}
+
+std::string describe(const siamese::OpenSetDecision& d, const std::string& source) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(4) << to_string(d.rule) << " <= " << d.threshold;
+  if (d.target_fpir > 0) out << " (FPIR " << d.target_fpir << " for " << d.gallery_people << " people, " << source << ")";
+  else out << " (" << source << ")";
+  return out.str();
+}
+
+// The content hash of a photo file, as the gallery database records it.
+std::uint64_t photo_hash(const std::filesystem::path& photo) {
+  return siamese::content_hash(siamese::read_file_bytes(photo, siamese::ImageLimits{}.max_file_bytes)).value;
+}
+
+// A person's photos to enroll.
+struct PersonPhotos {
+  std::string person;
+  std::vector<std::filesystem::path> photos;
+};
+
+// ROOT/<person>/<photos>, and photos directly in ROOT named after their person (the file name
+// without its extension), as face_recognition's command line takes them.
+std::vector<PersonPhotos> folder_people(const std::filesystem::path& root) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root, ec)) throw siamese::FileError("enrollment folder '" + root.string() + "' is not a folder");
+  const auto is_photo = [](const std::filesystem::path& file) {
+    auto ext = file.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp";
+  };
+  std::map<std::string, std::vector<std::filesystem::path>> people;
+  for (const auto& entry : std::filesystem::directory_iterator(root)) {
+    if (entry.is_directory(ec)) {
+      for (const auto& file : std::filesystem::directory_iterator(entry.path())) {
+        if (file.is_regular_file(ec) && is_photo(file.path())) people[entry.path().filename().string()].push_back(file.path());
+      }
+    } else if (entry.is_regular_file(ec) && is_photo(entry.path())) {
+      people[entry.path().stem().string()].push_back(entry.path());
+    }
+  }
+  std::vector<PersonPhotos> out;
+  for (auto& [person, photos] : people) {
+    std::sort(photos.begin(), photos.end());
+    out.push_back({person, std::move(photos)});
+  }
+  if (out.empty()) throw siamese::Error("enrollment folder '" + root.string() + "' holds no photo (.jpg, .jpeg, .png, .bmp, .webp)");
+  return out;
+}
+
+// What an enrollment run did, for its summary.
+struct EnrollSummary {
+  std::size_t photos = 0, people = 0, skipped = 0;
+  std::vector<std::string> refused;  ///< "PHOTO: reason"
 };
 
 int enroll(const Arguments& args) {
-  Embedder embedder(args, /*dataset=*/false, /*identifies=*/false);
-  const auto start = std::chrono::steady_clock::now();
-  const auto embeddings = embedder.embed(args.photos);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::vector<siamese::EnrolledPhoto> photos;
-  for (const auto& photo : args.photos) {
-    const auto bytes = siamese::read_file_bytes(photo, siamese::ImageLimits{}.max_file_bytes);
-    photos.push_back({photo, siamese::content_hash(bytes).value});
+  const bool one_person = args.folder.empty();
+  if (one_person && (args.person.empty() || args.photos.empty())) {
+    throw siamese::Error("enroll needs NAME and PHOTO..., or --folder ROOT");
   }
-  auto gallery = siamese::Gallery::open(args.db, embedder.metadata().name, embedder.metadata().embedding_size);
-  gallery.enroll(args.person, embeddings, photos);
-  std::cout << "enrolled " << args.person << " with " << photos.size() << " photo(s) (" << std::fixed
-            << std::setprecision(1) << photos.size() / std::max(seconds, 1e-9) << " photos/s end to end); "
+  const auto people = one_person ? std::vector<PersonPhotos>{{args.person, {args.photos.begin(), args.photos.end()}}}
+                                 : folder_people(args.folder);
+  Model model(args, siamese::FacePolicy::largest);
+  siamese::ImageEmbedder<> embedder(model.backbone, std::move(model.pipeline));
+  embedder.set_progress(siamese::stderr_progress());
+  auto gallery = siamese::Gallery::open(args.db, model.metadata().name, model.metadata().embedding_size);
+  std::optional<siamese::OpenSetDecision> decision;  // read when the gallery first holds someone
+  std::string decision_source;
+  EnrollSummary summary;
+  const auto start = std::chrono::steady_clock::now();
+  for (const auto& [person, photos] : people) {
+    std::vector<std::filesystem::path> fresh;
+    std::vector<siamese::EnrolledPhoto> records;
+    for (const auto& photo : photos) {
+      const auto hash = photo_hash(photo);
+      const auto owners = gallery.store()->people_with_photo(hash);
+      if (std::find(owners.begin(), owners.end(), person) != owners.end()) {
+        ++summary.skipped;  // enrolled before: a resumed run, or the same photo given twice
+      } else if (std::find_if(records.begin(), records.end(), [&](const auto& r) { return r.content_hash == hash; }) == records.end()) {
+        fresh.push_back(photo);
+        records.push_back({photo.string(), hash});
+      } else {
+        ++summary.skipped;
+      }
+    }
+    if (fresh.empty()) continue;
+    torch::Tensor rows;
+    try {
+      rows = embedder.embed_files(fresh);
+    } catch (const siamese::NoFaceFound&) {
+      if (one_person) throw;
+      // One photo without a face refuses that photo, not the person's others: embed them one by one.
+      std::vector<torch::Tensor> kept;
+      std::vector<siamese::EnrolledPhoto> kept_records;
+      for (std::size_t i = 0; i < fresh.size(); ++i) {
+        try {
+          kept.push_back(embedder.embed_files({fresh[i]}));
+          kept_records.push_back(records[i]);
+        } catch (const siamese::NoFaceFound& e) {
+          summary.refused.push_back(fresh[i].string() + ": " + e.what());
+        }
+      }
+      if (kept.empty()) continue;
+      rows = torch::cat(kept);
+      records = std::move(kept_records);
+    }
+    if (!args.allow_lookalike && gallery.size() > 0) {
+      if (!decision) {
+        try {
+          decision = gallery_decision(args, model.backbone, gallery, decision_source);
+        } catch (const siamese::UncalibratedModelError&) {
+          std::cerr << "gallery: warning: '" << args.model << "' has no threshold, so look-alikes of enrolled people are not refused\n";
+          decision = siamese::OpenSetDecision::distance_at_most(-1.0);  // accepts nothing: no conflict
+        }
+      }
+      if (const auto other = gallery.conflicting_person(person, rows, *decision)) {
+        std::ostringstream reason;
+        reason << "refused: a face of '" << person << "' is identified as '" << other->person << "' (distance " << std::fixed
+               << std::setprecision(4) << other->distance << ", " << describe(*decision, decision_source)
+               << "); --allow-lookalike enrolls them anyway";
+        if (one_person) throw siamese::GalleryError(reason.str());
+        summary.refused.push_back(person + ": " + reason.str());
+        continue;
+      }
+    }
+    const auto added = gallery.enroll(person, rows, records);
+    summary.photos += added;
+    summary.skipped += records.size() - added;
+    summary.people += added > 0;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "enrolled " << summary.photos << " photo(s) of " << summary.people << " people (" << std::fixed
+            << std::setprecision(1) << summary.photos / std::max(seconds, 1e-9) << " photos/s end to end); skipped "
+            << summary.skipped << " already enrolled; refused " << summary.refused.size() << "; "
             << gallery.people().size() << " people in " << args.db << '\n';
+  for (const auto& line : summary.refused) std::cout << "  refused " << line << '\n';
   return 0;
 }
 
+nlohmann::json identification_json(const siamese::AlignedFace& face, const siamese::Identification& found) {
+  const auto& box = face.detection.box;
+  nlohmann::json candidates = nlohmann::json::array();
+  for (const auto& m : found.candidates) candidates.push_back({{"person", m.person}, {"distance", m.distance}});
+  return {{"box", {box.x, box.y, box.width, box.height}},
+          {"known", found.known},
+          {"person", found.known ? nlohmann::json(*found.best()) : nlohmann::json()},
+          {"score", found.score},
+          {"candidates", candidates}};
+}
+
 int identify(const Arguments& args) {
-  Embedder embedder(args, /*dataset=*/false, /*identifies=*/true);
+  Model model(args, args.largest ? siamese::FacePolicy::largest : siamese::FacePolicy::all);
   const auto gallery = siamese::Gallery::open(args.db);
-  gallery.check_model(embedder.metadata().name, embedder.metadata().embedding_size);
-  const auto found = gallery.identify(embedder.embed({args.file}), args.k, embedder.threshold).front();
-  // Whether the face is known is said in words no name can take: a person may be named "unknown".
-  std::cout << std::fixed << std::setprecision(4);
-  if (found.known) {
-    std::cout << "known:  yes, within distance " << embedder.threshold << "\nperson: " << *found.best() << '\n';
-  } else {
-    std::cout << "known:  no, nobody within distance " << embedder.threshold << '\n';
+  gallery.check_model(model.metadata().name, model.metadata().embedding_size);
+  if (gallery.size() == 0) throw siamese::GalleryError("gallery '" + args.db + "' is empty: enroll someone first");
+  std::string source;
+  const auto decision = gallery_decision(args, model.backbone, gallery, source);
+  const auto faces = model.pipeline.align_all(siamese::read_image(args.file), args.file);
+  std::vector<cv::Mat> chips;
+  for (const auto& face : faces) chips.push_back(face.chip);
+  const auto found = gallery.identify(model.backbone.embed(siamese::to_input_batch(chips, model.backbone.input_spec())), args.k, decision);
+  if (args.json) {
+    nlohmann::json out = {{"photo", args.file},
+                          {"model", model.metadata().name},
+                          {"decision", {{"rule", to_string(decision.rule)}, {"threshold", decision.threshold},
+                                        {"fpir", decision.target_fpir > 0 ? nlohmann::json(decision.target_fpir) : nlohmann::json()},
+                                        {"gallery_people", decision.gallery_people}, {"source", source}}},
+                          {"faces", nlohmann::json::array()}};
+    for (std::size_t i = 0; i < faces.size(); ++i) out["faces"].push_back(identification_json(faces[i], found[i]));
+    std::cout << out.dump(2) << '\n';
+    return 0;
   }
-  for (const auto& m : found.candidates) std::cout << "  " << m.person << "\tdistance " << m.distance << '\n';
+  // Whether a face is known is said in words no name can take: a person may be named "unknown".
+  std::cout << std::fixed << std::setprecision(4) << "decision: " << describe(decision, source) << '\n'
+            << "faces:    " << faces.size() << (args.largest ? " (the largest)" : "") << '\n';
+  for (std::size_t i = 0; i < faces.size(); ++i) {
+    const auto& box = faces[i].detection.box;
+    std::cout << "face " << i + 1 << " at " << std::setprecision(0) << box.x << "," << box.y << " " << box.width << "x"
+              << box.height << std::setprecision(4) << '\n';
+    if (found[i].known) {
+      std::cout << "  known:  yes\n  person: " << *found[i].best() << '\n';
+    } else {
+      std::cout << "  known:  no, nobody enrolled passes the decision\n";
+    }
+    for (const auto& m : found[i].candidates) std::cout << "    " << m.person << "\tdistance " << m.distance << '\n';
+  }
   return 0;
 }
 
@@ -144,46 +319,6 @@ int import_file(const Arguments& args) {
   return 0;
 }
 
-int benchmark(const Arguments& args) {
-  Embedder embedder(args, /*dataset=*/true, /*identifies=*/true);
-  siamese::train::IdentityFolder folder(args.people);
-  std::vector<std::string> enrolled_people, enroll_photos, probes, probe_people, strangers;
-  for (const auto& person : folder.people()) {
-    if (person.images.size() > args.enroll && enrolled_people.size() < args.max_people) {
-      enrolled_people.push_back(person.name);
-      for (std::size_t i = 0; i < args.enroll; ++i) enroll_photos.push_back(person.images[i].string());
-      probes.push_back(person.images[args.enroll].string());
-      probe_people.push_back(person.name);
-    } else if (person.images.size() == 1 && strangers.size() < args.max_people) {
-      strangers.push_back(person.images[0].string());
-    }
-  }
-  const auto enroll_rows = embedder.embed(enroll_photos);
-  std::vector<siamese::Enrollment> batch;
-  const auto per_person = static_cast<std::int64_t>(args.enroll);
-  for (std::size_t p = 0; p < enrolled_people.size(); ++p) {
-    batch.push_back({enrolled_people[p], enroll_rows.narrow(0, static_cast<std::int64_t>(p) * per_person, per_person), {}});
-  }
-  siamese::Gallery gallery(embedder.metadata().name, embedder.metadata().embedding_size);
-  gallery.enroll(batch);
-  auto share_right = [&](const std::vector<std::string>& photos, auto right) {
-    const auto found = gallery.identify(embedder.embed(photos), args.k, embedder.threshold);
-    std::size_t count = 0;
-    for (std::size_t i = 0; i < found.size(); ++i) count += right(found[i], i);
-    return static_cast<double>(count) / static_cast<double>(found.size());
-  };
-  const double rank1 = share_right(probes, [&](const siamese::Identification& r, std::size_t i) {
-    return r.candidates.front().person == probe_people[i];
-  });
-  const double rejected = share_right(strangers, [](const siamese::Identification& r, std::size_t) { return !r.known; });
-  std::cout << std::fixed << std::setprecision(4) << "gallery          " << gallery.people().size() << " people, "
-            << gallery.size() << " embeddings (" << args.enroll << " photos each)\n"
-            << "rank-1 accuracy  " << rank1 << " on " << probes.size() << " held-back photos of enrolled people\n"
-            << "unknown rejected " << rejected << " of " << strangers.size() << " people never enrolled, at distance "
-            << embedder.threshold << '\n';
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,18 +328,26 @@ int main(int argc, char** argv) {
   Arguments args;
   auto model_options = [&](CLI::App* command) {
     command->add_option("--model", args.model, "backbone file; its detector and landmark models beside it");
-    command->add_option("--threshold", args.threshold, "distance beyond which a face is unknown")
-        ->default_str("the model's calibration or metadata");
+    command->add_option("--threshold", args.threshold, "a fixed distance beyond which a face is unknown, whatever the gallery's size")
+        ->default_str("the open-set calibration at --fpir");
+    command->add_option("--fpir", args.fpir, "strangers named as someone at most this often (false positive identification rate)")
+        ->check(CLI::Range(1e-4, 0.5));
   };
-  auto* enroll_command = app.add_subcommand("enroll", "add photos of a person (a new one, or more of one enrolled)");
+  auto* enroll_command = app.add_subcommand("enroll", "add photos of a person, or a folder of people");
   enroll_command->add_option("DB", args.db, "gallery database; created when absent")->required();
-  enroll_command->add_option("NAME", args.person, "the person's name")->required();
-  enroll_command->add_option("PHOTO", args.photos, "photos of the person, one face each")->required();
+  enroll_command->add_option("NAME", args.person, "the person's name (without --folder)");
+  enroll_command->add_option("PHOTO", args.photos, "photos of the person, one face each (without --folder)");
+  enroll_command->add_option("--folder", args.folder, "ROOT/<person>/<photos>, and ROOT/<person>.jpg: everyone in one run")
+      ->excludes("NAME");
+  enroll_command->add_flag("--allow-lookalike", args.allow_lookalike,
+                           "enroll a face the gallery identifies as someone else (twins, look-alikes)");
   model_options(enroll_command);
-  auto* identify_command = app.add_subcommand("identify", "who is in this photo?");
+  auto* identify_command = app.add_subcommand("identify", "who is in this photo? (every face)");
   identify_command->add_option("DB", args.db, "gallery database")->required();
   identify_command->add_option("PHOTO", args.file, "the photo")->required();
   identify_command->add_option("--k", args.k, "candidates to list")->check(CLI::Range(1, 1000));
+  identify_command->add_flag("--largest", args.largest, "the largest face only");
+  identify_command->add_flag("--json", args.json, "print one JSON object for scripts");
   model_options(identify_command);
   auto* list_command = app.add_subcommand("list", "the people and how many photos each has");
   list_command->add_option("DB", args.db, "gallery database")->required();
@@ -221,13 +364,6 @@ int main(int argc, char** argv) {
   auto* import_command = app.add_subcommand("import", "add a single-file gallery to a database (created when absent)");
   import_command->add_option("FILE", args.file, "a file written by export (or an older gallery)")->required();
   import_command->add_option("DB", args.db, "gallery database")->required();
-  auto* benchmark_command = app.add_subcommand("benchmark", "rank-1 accuracy and unknown rejection on a folder of identities");
-  benchmark_command->add_option("--people", args.people, "folder of identities, ROOT/<person>/<image>")->required();
-  benchmark_command->add_option("--enroll", args.enroll, "photos enrolled per person")->check(CLI::Range(1, 1000));
-  benchmark_command->add_option("--max-people", args.max_people, "people enrolled, and strangers tried, at most")
-      ->check(CLI::Range(1, 10000000));
-  benchmark_command->add_option("--k", args.k, "candidates per probe")->check(CLI::Range(1, 1000));
-  model_options(benchmark_command);
 
   return example::run_main(app, argc, argv, [&] {
     if (*enroll_command) return enroll(args);
@@ -236,7 +372,6 @@ int main(int argc, char** argv) {
     if (*remove_command) return change(args, /*remove=*/true);
     if (*rename_command) return change(args, /*remove=*/false);
     if (*export_command) return export_file(args);
-    if (*import_command) return import_file(args);
-    return benchmark(args);
+    return import_file(args);
   });
 }

@@ -8,7 +8,7 @@ rm -f "$db" "$db-wal" "$db-shm"
 "$gallery" enroll "$db" first "$photos/obama.jpg" --model "$model"
 pids=()
 for i in 1 2 3 4 5 6; do
-  "$gallery" enroll "$db" "person$i" "$photos/biden.jpg" --model "$model" & pids+=($!)
+  "$gallery" enroll "$db" "person$i" "$photos/biden.jpg" --model "$model" --allow-lookalike & pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done  # set -e: any failed enroll fails the test
 people=$("$gallery" list "$db" | tail -n +2 | wc -l)

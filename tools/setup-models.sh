@@ -3,6 +3,7 @@
 #   models/faceapi_recognition.pt  the face-trained default (dlib ResNet via @vladmandic/face-api)
 #   models/faceapi_landmarks68.pt   68-point face landmarks (same package)
 #   models/faceapi_tiny_detector.pt tiny face detector (same package)
+#   models/faceapi_recognition.pt.open-set.json its open-set calibration, copied from calibration/
 #   models/inception_v3.pt         InceptionV3 at 299x299, pretrained: the Keras InceptionV3 of
 #                                  nsfwjs@4.4.0 (ImageNet through mixed5, mixed6 onward
 #                                  fine-tuned as a 5-class image classifier; not a face model),
@@ -65,6 +66,10 @@ if ((missing)); then
   rmdir "$staging"
   echo "$converter" > models/.faceapi-converter
 fi
+# The default model's open-set calibration (tools/make-open-set-calibration.sh), committed: the
+# gallery reads its thresholds for 1:N identification from beside the model.
+cmp -s calibration/faceapi_recognition.pt.open-set.json models/faceapi_recognition.pt.open-set.json ||
+  cp calibration/faceapi_recognition.pt.open-set.json models/faceapi_recognition.pt.open-set.json
 
 if [ -n "${SIAMESE_INCEPTION_WEIGHTS:-}" ] && [ ! -f models/inception_v3.pt ]; then
   step 4 "exporting torchvision's InceptionV3 with $SIAMESE_INCEPTION_WEIGHTS to TorchScript"

@@ -9,6 +9,7 @@
 #include <siamese/errors.hpp>
 #include <siamese/gallery_store.hpp>
 #include <siamese/index.hpp>
+#include <siamese/open_set.hpp>
 
 #include <torch/torch.h>
 
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -34,18 +36,33 @@ struct GalleryMatch {
   double distance = 0.0;  ///< Euclidean distance to the person's nearest enrolled embedding
 };
 
-/// The answer to "who is this?": the top-k people, and whether the nearest is close enough.
-/// Whether the face is known is the flag `known`, never a name: any name, "unknown" too, may be
-/// a person's.
+/// The answer to "who is this?": the top-k people, and whether the nearest is the probe's
+/// person by the decision applied. Whether the face is known is the flag `known`, never a
+/// name: any name, "unknown" too, may be a person's.
 struct Identification {
   std::vector<GalleryMatch> candidates;  ///< nearest first
-  bool known = false;                    ///< the nearest is within the threshold
+  bool known = false;                    ///< the nearest passes `decision`
+  double score = 0.0;                    ///< decision.score() of the nearest (and second-nearest) person
+  OpenSetDecision decision;              ///< the rule and threshold applied, and what they were read for
   /// The person identified: the nearest candidate when known, else std::nullopt.
   std::optional<std::string> best() const {
     if (!known) return std::nullopt;
     return candidates.front().person;
   }
 };
+
+/// One template row [1, D] for a person from their embeddings [K, D]: the mean of the
+/// L2-normalised rows, at the rows' mean length. Enrolling templates instead of every photo's
+/// row is an option measured in docs/accuracy.md (with two photos each on LFW, FNIR at FPIR 1%
+/// falls from 0.22 to 0.16 under the distance-ratio rule).
+/// Requires: K >= 1 rows with non-zero length.
+inline torch::Tensor person_template(const torch::Tensor& embeddings) {
+  auto rows = embeddings.dim() == 1 ? embeddings.unsqueeze(0) : embeddings;
+  if (rows.dim() != 2 || rows.size(0) < 1) throw ShapeError("person_template needs [K, D] rows, got " + detail::shape_string(embeddings));
+  const auto norms = rows.norm(2, 1, /*keepdim=*/true);
+  const auto mean_direction = (rows / norms).mean(0, /*keepdim=*/true);
+  return mean_direction / mean_direction.norm() * norms.mean();
+}
 
 /// People and their face embeddings, for 1:N identification.
 ///
@@ -151,22 +168,24 @@ class Gallery {
 
   /// Adds embeddings [K, D] (or one [D]) for `person` (a non-empty UTF-8 name of at most
   /// 1024 bytes, no control characters); `photos`, when given, says where each row came from
-  /// (kept by a database, ignored in memory). Throws ShapeError for the wrong size, NumericError
-  /// for non-finite values, Error for a bad name or a `photos` list of the wrong length.
-  void enroll(const std::string& person, const torch::Tensor& embeddings, std::vector<EnrolledPhoto> photos = {}) {
-    enroll(std::vector<Enrollment>{{person, embeddings, std::move(photos)}});
+  /// (kept by a database, ignored in memory). In a database, a photo whose content hash the
+  /// person already has is skipped (GalleryStore::enroll). Throws ShapeError for the wrong
+  /// size, NumericError for non-finite values, Error for a bad name or a `photos` list of the
+  /// wrong length. Ensures: returns the rows added.
+  std::size_t enroll(const std::string& person, const torch::Tensor& embeddings, std::vector<EnrolledPhoto> photos = {}) {
+    return enroll(std::vector<Enrollment>{{person, embeddings, std::move(photos)}});
   }
 
   /// Adds several people's embeddings at once, each checked as enroll() checks one: in a
-  /// database, one transaction for all of them (all or none).
-  void enroll(const std::vector<Enrollment>& batch) {
+  /// database, one transaction for all of them (all or none). Returns the rows added.
+  std::size_t enroll(const std::vector<Enrollment>& batch) {
     std::vector<Enrollment> checked;
     checked.reserve(batch.size());
     for (const auto& enrollment : batch) checked.push_back(check_enrollment(enrollment));
     if (store_) {
-      store_->enroll(checked);
+      const auto added = store_->enroll(checked);
       sync();
-      return;
+      return added;
     }
     std::vector<std::string> owners;
     std::vector<torch::Tensor> rows;
@@ -176,6 +195,19 @@ class Gallery {
     }
     std::unique_lock lock(mutex_);
     rows_.append(owners, torch::cat(rows));  // one copy of the matrix for the whole batch
+    return owners.size();
+  }
+
+  /// The enrolled person, other than `person`, whom one of `embeddings` [K, D] (or [D]) is
+  /// identified as under `decision`, if any: what enrolling them as `person` would confuse
+  /// (the same face under two names, or two people the gallery cannot tell apart). Callers
+  /// refuse such an enrollment unless told the two are different people (twins, look-alikes).
+  std::optional<GalleryMatch> conflicting_person(const std::string& person, const torch::Tensor& embeddings,
+                                                 const OpenSetDecision& decision) const {
+    for (const auto& found : identify(embeddings, 1, decision)) {
+      if (found.known && found.candidates.front().person != person) return found.candidates.front();
+    }
+    return std::nullopt;
   }
 
   /// Every person's embeddings, in order of enrollment (photo records are not kept in
@@ -239,49 +271,36 @@ class Gallery {
     return rows_.size();
   }
 
+  /// Identifies probes [P, D] (or one [D]) against a fixed distance `threshold` on the nearest
+  /// person (the 1:1 rule, whatever the gallery's size): identify(probes, k,
+  /// OpenSetDecision::distance_at_most(threshold)).
+  std::vector<Identification> identify(const torch::Tensor& probes, std::size_t k, double threshold) const {
+    return identify(probes, k, OpenSetDecision::distance_at_most(threshold));
+  }
+
+  /// Identifies probes [P, D] (or one [D]) with the threshold that keeps strangers out at
+  /// `target_fpir` for this gallery's size now (threshold_for(calibration, rule, people,
+  /// target_fpir)): the decision each Identification carries says which size and FPIR.
+  /// Throws MetadataError naming both models when `calibration` was made for another model;
+  /// Error for a target FPIR outside the calibration's; GalleryError for an empty gallery.
+  std::vector<Identification> identify(const torch::Tensor& probes, std::size_t k, const OpenSetCalibration& calibration,
+                                       double target_fpir = 0.01, OpenSetRule rule = OpenSetRule::distance_ratio) const {
+    if (calibration.model_name != model_name_) {
+      throw MetadataError("the open-set calibration of '" + calibration.model_name + "' cannot serve a gallery of '" +
+                          model_name_ + "'");
+    }
+    const auto snapshot = take_snapshot();
+    return identify_in(snapshot, probes, k, threshold_for(calibration, rule, snapshot.people, target_fpir));
+  }
+
   /// Identifies probes [P, D] (or one [D]) in one search of the whole gallery (one matrix
   /// product with the exact index).
   /// Ensures: one Identification per probe, at most `k` distinct people each, nearest first;
-  /// `known` when the nearest is within `threshold`. With an approximate index the people
-  /// found may miss a nearer one; their distances are exact.
-  std::vector<Identification> identify(const torch::Tensor& probes, std::size_t k, double threshold) const {
-    auto rows = probes.defined() && probes.dim() == 1 ? probes.unsqueeze(0) : probes;
-    if (!rows.defined() || rows.dim() != 2 || rows.size(1) != embedding_size_) {
-      throw ShapeError("gallery of " + std::to_string(embedding_size_) + "-d embeddings cannot search " +
-                       detail::shape_string(probes));
-    }
-    sync();
-    detail::GalleryRows::Snapshot snapshot;
-    {
-      std::shared_lock lock(mutex_);
-      snapshot = rows_.snapshot();  // searched without the lock: writers never change it
-    }
-    const auto& owners = snapshot.owners;
-    std::vector<Identification> results(static_cast<std::size_t>(rows.size(0)));
-    if (owners->empty() || k == 0) return results;
-    torch::NoGradGuard no_grad;
-    // If no person has more than R rows, the k*R nearest rows hold at least k people, and the
-    // first time a person appears in them is at that person's nearest row: exact top-k people.
-    // k * most_rows can pass every row (or overflow) for a large k: then every row is searched.
-    const auto rows_held = static_cast<std::int64_t>(owners->size());
-    const auto per_person = std::max<std::int64_t>(snapshot.most_rows, 1);
-    const auto take = k <= static_cast<std::size_t>(rows_held / per_person) ? static_cast<std::int64_t>(k) * per_person : rows_held;
-    const auto found = snapshot.index->search(detail::moved_to(rows, torch::kCPU, torch::kFloat32, "Gallery::identify").contiguous(), take);
-    const auto v = found.distances.to(torch::kFloat64).contiguous();
-    const auto ix = found.rows.contiguous();
-    for (std::int64_t p = 0; p < rows.size(0); ++p) {
-      auto& result = results[static_cast<std::size_t>(p)];
-      for (std::int64_t j = 0; j < take && result.candidates.size() < k; ++j) {
-        const auto row = ix.data_ptr<std::int64_t>()[p * take + j];
-        if (row < 0) break;
-        const auto& person = (*owners)[static_cast<std::size_t>(row)];
-        const bool seen = std::any_of(result.candidates.begin(), result.candidates.end(),
-                                      [&](const GalleryMatch& m) { return m.person == person; });
-        if (!seen) result.candidates.push_back({person, v.data_ptr<double>()[p * take + j]});
-      }
-      result.known = !result.candidates.empty() && is_match<EuclideanDistance>(result.candidates.front().distance, threshold);
-    }
-    return results;
+  /// `known` when `decision` accepts the nearest person's distance (and the second-nearest's,
+  /// for OpenSetRule::distance_ratio). With an approximate index the people found may miss a
+  /// nearer one; their distances are exact.
+  std::vector<Identification> identify(const torch::Tensor& probes, std::size_t k, const OpenSetDecision& decision) const {
+    return identify_in(take_snapshot(), probes, k, decision);
   }
 
   /// Saves to `file` atomically (detail::replace_file: a temporary of its own, flushed to
@@ -336,6 +355,55 @@ class Gallery {
         rows_(std::exchange(other.rows_, detail::GalleryRows(other.embedding_size_))),
         store_(std::move(other.store_)),
         known_(std::exchange(other.known_, GalleryStoreVersion{})) {}
+
+  detail::GalleryRows::Snapshot take_snapshot() const {
+    sync();
+    std::shared_lock lock(mutex_);
+    return rows_.snapshot();  // searched without the lock: writers never change it
+  }
+
+  std::vector<Identification> identify_in(const detail::GalleryRows::Snapshot& snapshot, const torch::Tensor& probes,
+                                          std::size_t k, const OpenSetDecision& decision) const {
+    auto rows = probes.defined() && probes.dim() == 1 ? probes.unsqueeze(0) : probes;
+    if (!rows.defined() || rows.dim() != 2 || rows.size(1) != embedding_size_) {
+      throw ShapeError("gallery of " + std::to_string(embedding_size_) + "-d embeddings cannot search " +
+                       detail::shape_string(probes));
+    }
+    const auto& owners = snapshot.owners;
+    std::vector<Identification> results(static_cast<std::size_t>(rows.size(0)));
+    for (auto& result : results) result.decision = decision;
+    if (owners->empty() || k == 0) return results;
+    // The ratio rule needs the second-nearest person too.
+    const std::size_t wanted = std::max<std::size_t>(k, decision.rule == OpenSetRule::distance_ratio ? 2 : 1);
+    torch::NoGradGuard no_grad;
+    // If no person has more than R rows, the k*R nearest rows hold at least k people, and the
+    // first time a person appears in them is at that person's nearest row: exact top-k people.
+    // k * most_rows can pass every row (or overflow) for a large k: then every row is searched.
+    const auto rows_held = static_cast<std::int64_t>(owners->size());
+    const auto per_person = std::max<std::int64_t>(snapshot.most_rows, 1);
+    const auto take = wanted <= static_cast<std::size_t>(rows_held / per_person) ? static_cast<std::int64_t>(wanted) * per_person
+                                                                                 : rows_held;
+    const auto found = snapshot.index->search(detail::moved_to(rows, torch::kCPU, torch::kFloat32, "Gallery::identify").contiguous(), take);
+    const auto v = found.distances.to(torch::kFloat64).contiguous();
+    const auto ix = found.rows.contiguous();
+    for (std::int64_t p = 0; p < rows.size(0); ++p) {
+      auto& result = results[static_cast<std::size_t>(p)];
+      for (std::int64_t j = 0; j < take && result.candidates.size() < wanted; ++j) {
+        const auto row = ix.data_ptr<std::int64_t>()[p * take + j];
+        if (row < 0) break;
+        const auto& person = (*owners)[static_cast<std::size_t>(row)];
+        const bool seen = std::any_of(result.candidates.begin(), result.candidates.end(),
+                                      [&](const GalleryMatch& m) { return m.person == person; });
+        if (!seen) result.candidates.push_back({person, v.data_ptr<double>()[p * take + j]});
+      }
+      if (result.candidates.empty()) continue;
+      const double second = result.candidates.size() > 1 ? result.candidates[1].distance : std::numeric_limits<double>::infinity();
+      result.score = decision.score(result.candidates.front().distance, second);
+      result.known = result.score <= decision.threshold;
+      result.candidates.resize(std::min(result.candidates.size(), k));
+    }
+    return results;
+  }
 
   static std::int64_t checked_size(std::int64_t embedding_size) {
     if (embedding_size < 1 || embedding_size > 65536) {

@@ -131,11 +131,14 @@ class GalleryStore {
     detail::check_same_model("gallery '" + file() + "'", model_name_, embedding_size_, model_name, embedding_size);
   }
 
-  /// Adds every enrollment in one transaction: all of them or, on any error, none.
+  /// Adds every enrollment in one transaction: all of them or, on any error, none. A row whose
+  /// photo record has a content hash the same person already has (in the database, or earlier
+  /// in the batch) is skipped: the same photo enrolled twice is one row.
   /// Requires: rows [K, D] float32, CPU, contiguous and finite, `photos` empty or K long, names
   /// valid, as Gallery::enroll() checks them (use that: it also keeps its index up to date).
   /// The layout is checked here too (ShapeError), the values and names are not.
-  void enroll(const std::vector<Enrollment>& batch) {
+  /// Ensures: returns the rows added.
+  std::size_t enroll(const std::vector<Enrollment>& batch) {
     for (const auto& e : batch) {
       const auto& rows = e.embeddings;
       if (!rows.defined() || rows.dim() != 2 || rows.size(1) != embedding_size_ || rows.scalar_type() != torch::kFloat32 ||
@@ -148,9 +151,12 @@ class GalleryStore {
       }
     }
     std::lock_guard lock(mutex_);
+    std::size_t added = 0;
     db_.write_transaction(options_.attempts, [&] {
+      added = 0;  // a retried transaction counts again
       auto add_person = db_.prepare("INSERT INTO people(name) VALUES(?1) ON CONFLICT(name) DO NOTHING");
       auto find_person = db_.prepare("SELECT id FROM people WHERE name = ?1");
+      auto find_photo = db_.prepare("SELECT 1 FROM embeddings WHERE person = ?1 AND content_hash = ?2");
       auto add_row = db_.prepare("INSERT INTO embeddings(person, vector, source, content_hash) VALUES(?1, ?2, ?3, ?4)");
       for (const auto& enrollment : batch) {
         add_person.bind(1, enrollment.person).run();
@@ -162,6 +168,12 @@ class GalleryStore {
         for (std::int64_t i = 0; i < rows.size(0); ++i) {
           add_row.bind(1, person).bind_blob(2, rows.data_ptr<float>() + i * embedding_size_, row_bytes);
           const auto* photo = enrollment.photos.empty() ? nullptr : &enrollment.photos[static_cast<std::size_t>(i)];
+          if (photo != nullptr && photo->content_hash) {
+            const bool enrolled = find_photo.bind(1, person).bind(2, static_cast<std::int64_t>(*photo->content_hash)).step();
+            find_photo.reset();
+            if (enrolled) continue;
+          }
+          ++added;
           if (photo != nullptr && !photo->source.empty()) add_row.bind(3, photo->source); else add_row.bind_null(3);
           if (photo != nullptr && photo->content_hash) add_row.bind(4, static_cast<std::int64_t>(*photo->content_hash)); else add_row.bind_null(4);
           add_row.run();
@@ -170,6 +182,18 @@ class GalleryStore {
       db_.execute("UPDATE model SET generation = generation + 1");
       return 0;
     });
+    return added;
+  }
+
+  /// The people who have a photo with `content_hash` enrolled, sorted by name.
+  std::vector<std::string> people_with_photo(std::uint64_t content_hash) {
+    std::lock_guard lock(mutex_);
+    auto query = db_.prepare(
+        "SELECT DISTINCT p.name FROM embeddings e JOIN people p ON p.id = e.person WHERE e.content_hash = ?1 ORDER BY p.name");
+    query.bind(1, static_cast<std::int64_t>(content_hash));
+    std::vector<std::string> people;
+    while (query.step()) people.push_back(query.text(0));
+    return people;
   }
 
   /// Deletes a person and their embeddings; false when there was none (nothing changed).

@@ -17,6 +17,7 @@
 #include <siamese/image.hpp>
 #include <siamese/landmarks.hpp>
 #include <siamese/metadata.hpp>
+#include <siamese/open_set.hpp>
 #include <siamese/preprocess.hpp>
 #include <siamese/progress.hpp>
 #include <siamese/siamese_net.hpp>

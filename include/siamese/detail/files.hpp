@@ -8,7 +8,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include <fcntl.h>
@@ -121,6 +124,37 @@ inline void write_file_atomically(const std::filesystem::path& file, const std::
       throw FileError("cannot write " + what + " '" + temporary + "': " + std::strerror(errno) + "; '" + file.string() + "' is unchanged");
     }
   });
+}
+
+/// The text of `file`, at most `max_bytes`; `what` names it in errors ("calibration 'F'").
+/// Throws FileError when it is missing, not a regular file or unreadable; MetadataError when larger.
+inline std::string read_text_file(const std::filesystem::path& file, const std::string& what, std::uintmax_t max_bytes = 16u << 20) {
+  std::error_code ec;
+  // A folder opens as a stream and fails only when read, with std::ios_base::failure.
+  if (!std::filesystem::is_regular_file(file, ec)) throw FileError("cannot open " + what);
+  if (std::filesystem::file_size(file, ec) > max_bytes) {
+    throw MetadataError(what + " is larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream text;
+  if (!in || !(text << in.rdbuf())) throw FileError("cannot read " + what);
+  return text.str();
+}
+
+/// What `load(file)` reads from the file `file` that sits beside a model, if there is one;
+/// `what` names its kind ("calibration"). Throws as `load`, and MetadataError naming both models
+/// when it was made for a model other than `model_name`: a threshold fitted to one model's
+/// distances means nothing for another's.
+template <class Load>
+auto load_beside_model(const std::filesystem::path& file, const std::string& model_name, const std::string& what, Load load)
+    -> std::optional<decltype(load(file))> {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return std::nullopt;
+  auto loaded = load(file);
+  if (loaded.model_name != model_name) {
+    throw MetadataError(what + " '" + file.string() + "' was made for model '" + loaded.model_name + "', not '" + model_name + "'");
+  }
+  return loaded;
 }
 
 }  // namespace siamese::detail

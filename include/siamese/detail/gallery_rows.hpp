@@ -56,8 +56,9 @@ class GalleryRows {
     std::shared_ptr<const VectorIndex> index;
     std::shared_ptr<const std::vector<std::string>> owners;
     std::int64_t most_rows = 0;  ///< the most rows any person has
+    std::size_t people = 0;      ///< distinct people among the owners
   };
-  Snapshot snapshot() const { return {index_, owners_, most_rows_}; }
+  Snapshot snapshot() const { return {index_, owners_, most_rows_, rows_per_person_.size()}; }
 
   const torch::Tensor& embeddings() const { return embeddings_; }
   const std::vector<std::string>& owners() const { return *owners_; }

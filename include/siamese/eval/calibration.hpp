@@ -168,13 +168,7 @@ inline Calibration parse_calibration(const std::string& text, const std::string&
 /// Reads a calibration file. Throws FileError when missing, MetadataError when malformed
 /// (parse_calibration()).
 inline Calibration load_calibration(const std::filesystem::path& file) {
-  std::error_code ec;
-  std::ifstream in(file, std::ios::binary);
-  // A folder opens as a stream and fails only when read, with std::ios_base::failure.
-  if (!std::filesystem::is_regular_file(file, ec) || !in) throw FileError("cannot open calibration '" + file.string() + "'");
-  std::ostringstream text;
-  if (!(text << in.rdbuf())) throw FileError("cannot read calibration '" + file.string() + "'");
-  return parse_calibration(text.str(), file.string());
+  return parse_calibration(siamese::detail::read_text_file(file, "calibration '" + file.string() + "'"), file.string());
 }
 
 /// The calibration beside `model` (calibration_path_for), if there is one.
@@ -182,15 +176,7 @@ inline Calibration load_calibration(const std::filesystem::path& file) {
 /// `model_name` (a threshold fitted to one model's distances means nothing for another's).
 inline std::optional<Calibration> load_calibration_for(const std::filesystem::path& model,
                                                        const std::string& model_name) {
-  const auto file = calibration_path_for(model);
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) return std::nullopt;
-  auto calibration = load_calibration(file);
-  if (calibration.model_name != model_name) {
-    throw MetadataError("calibration '" + file.string() + "' was made for model '" + calibration.model_name +
-                        "', not '" + model_name + "'");
-  }
-  return calibration;
+  return siamese::detail::load_beside_model(calibration_path_for(model), model_name, "calibration", load_calibration);
 }
 
 }  // namespace siamese::eval
