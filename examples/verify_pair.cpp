@@ -1,9 +1,12 @@
 // verify_pair: are the faces in two photos the same person?
 //
-// Finds the largest face in each photo (face-api's tiny face detector, or OpenCV's Haar
-// cascade), aligns it with 68 landmarks onto the dlib chip template, embeds both chips with
-// ONE shared backbone, and prints the Euclidean distance, the head's probability and the
-// verdict. --show draws both faces, their boxes and landmarks, and the answer into a PNG.
+// Finds every face in each photo (face-api's tiny face detector, or OpenCV's Haar cascade;
+// the largest alone with --largest), aligns each with 68 landmarks onto the dlib chip template,
+// embeds them with ONE shared backbone, and compares every face of one photo with every face
+// of the other: the closest pair decides, which answers "is this person in that photo?", and
+// the output says how many faces each photo held. It prints the Euclidean distance, the head's
+// probability and the verdict. --show draws the two faces compared, their boxes and landmarks,
+// and the answer into a PNG.
 // A verdict needs a head and threshold fitted to the model: its calibration, the threshold its
 // metadata publishes, or a head from train_head (--head). A model with none of them (the
 // pretrained InceptionV3, never trained on faces) gets its distance printed and no verdict.
@@ -13,7 +16,7 @@
 // (faceapi_tiny_detector.pt, faceapi_landmarks68.pt); without them the Haar cascade of
 // Debian's opencv-data finds faces and chips are plain crops around its box.
 //
-// Usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--detector tiny|haar]
+// Usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--largest] [--detector tiny|haar]
 //                    [--show OUT.png] [--head HEAD.pt] [--device auto|cpu|cuda[:N]] [--json]
 // (verify_pair --help lists every option with its default.)
 
@@ -41,6 +44,7 @@ struct Arguments {
   std::string show;
   std::string head;
   bool cropped = false;
+  bool largest = false;
   bool json = false;
 };
 
@@ -48,7 +52,8 @@ void add_arguments(CLI::App& app, Arguments& args) {
   app.add_option("MODEL", args.model, "backbone file (models/faceapi_recognition.pt)")->required();
   app.add_option("IMAGE_A", args.image_a, "first photo")->required();
   app.add_option("IMAGE_B", args.image_b, "second photo")->required();
-  app.add_flag("--cropped", args.cropped, "the photos are aligned face crops already (LFW-style): centre crop only");
+  app.add_flag("--cropped", args.cropped, "the photos are aligned face crops already (LFW-style): used whole");
+  app.add_flag("--largest", args.largest, "compare the largest face of each photo only, not every face");
   app.add_option("--detector", args.detector, "tiny (face-api's, when its model is beside MODEL) or haar (OpenCV)")
       ->check(CLI::IsMember({"tiny", "haar"}));
   app.add_option("--show", args.show, "write a picture of both faces, boxes, landmarks and the verdict (PNG)");
@@ -61,6 +66,7 @@ siamese::FacePipeline make_pipeline(const Arguments& args, int chip_size, siames
   const auto dir = std::filesystem::path(args.model).parent_path();
   siamese::FacePipelineOptions options;
   options.chip_size = chip_size;
+  options.policy = args.largest ? siamese::FacePolicy::largest : siamese::FacePolicy::all;
   if (args.detector == "haar") {
     std::unique_ptr<siamese::LandmarkDetector68> landmarks;
     if (std::filesystem::exists(dir / "faceapi_landmarks68.pt")) {
@@ -131,7 +137,7 @@ nlohmann::json face_json(const std::string& file, const siamese::AlignedFace& fa
 
 int main(int argc, char** argv) {
   CLI::App app(
-      "Finds and aligns the largest face in each photo and prints the distance between the two faces, "
+      "Finds and aligns every face in each photo, compares them all, and prints for the closest pair the distance, "
       "the probability that they are the same person, and the verdict.",
       "verify_pair");
   example::configure(app);
@@ -145,34 +151,37 @@ int main(int argc, char** argv) {
                                             : std::optional(siamese::decision_from_head(siamese::load_head(args.head), args.head));
     // Without a fitted decision the net still measures the distance; its head's answer is
     // never shown.
-    auto net = decision ? siamese::make_face_verifier(std::move(backbone), *decision) : siamese::FaceVerifier(std::move(backbone));
-    const auto& spec = net.backbone().input_spec();
-    std::optional<siamese::FacePipeline> pipeline;
-    if (!args.cropped) pipeline.emplace(make_pipeline(args, spec.height, options.device));
-
-    auto find_face = [&](const cv::Mat& photo, const std::string& file) {
-      if (pipeline) return pipeline->align(photo, file);
-      siamese::AlignedFace face;
-      face.chip = siamese::center_crop(photo, 1.0);
-      face.detection.box = cv::Rect2f(0, 0, photo.cols, photo.rows);
-      return face;
-    };
+    const int chip_size = backbone.input_spec().height;
+    std::optional<siamese::FacePipeline> face_pipeline;
+    if (!args.cropped) face_pipeline.emplace(make_pipeline(args, chip_size, options.device));
+    siamese::Faces faces(std::move(backbone), decision, std::move(face_pipeline), std::nullopt);
     const cv::Mat photo_a = siamese::read_image(args.image_a);
     const cv::Mat photo_b = siamese::read_image(args.image_b);
-    const auto face_a = find_face(photo_a, args.image_a);
-    const auto face_b = find_face(photo_b, args.image_b);
-    const auto result = net.verify(siamese::to_input_tensor(face_a.chip, spec),
-                                   siamese::to_input_tensor(face_b.chip, spec));
+    const auto compared = faces.compare(faces.find(photo_a, args.image_a), faces.find(photo_b, args.image_b));
+    const auto& face_a = compared.a.faces[compared.face_a];
+    const auto& face_b = compared.b.faces[compared.face_b];
+    const auto& result = compared.result;
+    const auto& net = faces.verifier();
     const auto& metadata = net.backbone().metadata();
     const std::string verdict = verdict_of(result, decision.has_value());
-    const std::string faces = pipeline ? (pipeline->uses_landmarks() ? "detected, aligned by 68 landmarks" : "detected, box crop")
-                                       : "given as crops";
+    const auto& pipeline = faces.pipeline();
+    const std::string how = pipeline ? (pipeline->uses_landmarks() ? "detected, aligned by 68 landmarks" : "detected, box crop")
+                                     : "given as crops";
+    const auto count_a = compared.a.faces.size(), count_b = compared.b.faces.size();
+    std::ostringstream found;
+    found << count_a << " in A, " << count_b << " in B";
+    if (count_a * count_b > 1) {
+      found << "; the closest of " << count_a * count_b << " pairs decides: face " << compared.face_a + 1 << " of A, face "
+            << compared.face_b + 1 << " of B";
+    }
     if (!args.show.empty()) save_picture(args.show, photo_a, face_a, photo_b, face_b, result, decision.has_value());
 
     if (args.json) {
       nlohmann::json out = {{"model", {{"name", metadata.name}, {"file", args.model}, {"pretrained", metadata.pretrained}}},
                             {"device", options.device.str()},
-                            {"faces", faces},
+                            {"faces", how},
+                            {"faces_a", count_a},
+                            {"faces_b", count_b},
                             {"distance", result.distance},
                             {"probability", decision ? nlohmann::json(result.probability) : nlohmann::json()},
                             {"same", decision ? nlohmann::json(result.same) : nlohmann::json()},
@@ -187,7 +196,8 @@ int main(int argc, char** argv) {
     std::cout << std::fixed << std::setprecision(4)
               << "model:       " << metadata.name << " (" << (metadata.pretrained ? "pretrained" : "RANDOM weights")
               << ", device " << options.device.str() << ", " << torch::get_num_threads() << " threads)\n"
-              << "faces:       " << faces << '\n'
+              << "faces:       " << how << '\n'
+              << "found:       " << found.str() << '\n'
               << "distance:    " << result.distance << '\n';
     if (decision) {
       std::cout << "probability: " << result.probability << '\n'

@@ -6,6 +6,7 @@
 #include <opencv2/imgproc.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -490,4 +491,39 @@ TEST_CASE("nsfwjs's pretrained InceptionV3, converted from Keras, reproduces Ten
       CHECK(probability_diff <= 1e-4 * probabilities.abs().max().item<double>());
     }
   }
+}
+
+TEST_CASE("Faces verifies and identifies photo files in one call each, every face of a group photo", "[models][faces]") {
+  siamese::Faces faces(env_path("SIAMESE_MODELS_DIR"), {"faceapi_recognition.pt", siamese::Device::cpu()});
+  REQUIRE(faces.decision().has_value());
+  CHECK(faces.has_open_set_calibration());
+  CHECK(faces.verify(example_photo("obama.jpg"), example_photo("obama2.jpg")).result.same);
+  CHECK_FALSE(faces.verify(example_photo("obama.jpg"), example_photo("biden2.jpg")).result.same);
+  // Biden is the second face of the group photo: the closest pair decides.
+  const auto group = faces.verify(example_photo("two_people.jpg"), example_photo("biden.jpg"));
+  CHECK(group.a.faces.size() == 2);
+  CHECK(group.b.faces.size() == 1);
+  CHECK(group.distances.sizes() == torch::IntArrayRef({2, 1}));
+  CHECK(group.result.same);
+  CHECK(group.result.distance == Catch::Detail::Approx(group.distances.min().item<double>()).margin(1e-3));
+
+  siamese::Gallery gallery(faces.verifier().backbone().metadata().name, faces.verifier().backbone().embedding_size());
+  gallery.enroll("obama", faces.find(example_photo("obama.jpg")).embeddings);
+  gallery.enroll("biden", faces.find(example_photo("biden.jpg")).embeddings);
+  const auto found = faces.identify(example_photo("two_people.jpg"), gallery);
+  REQUIRE(found.size() == 2);
+  std::vector<std::string> names;
+  for (const auto& f : found) {
+    REQUIRE(f.identification.best().has_value());
+    names.push_back(*f.identification.best());
+    CHECK(f.identification.decision.rule == siamese::OpenSetRule::distance_ratio);
+    CHECK(f.identification.decision.gallery_people == 2);
+    CHECK(f.identification.decision.target_fpir == 0.01);
+  }
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"biden", "obama"});
+  // The largest face alone, when asked.
+  siamese::Faces largest(env_path("SIAMESE_MODELS_DIR"), {"faceapi_recognition.pt", siamese::Device::cpu(), true});
+  CHECK(largest.find(example_photo("two_people.jpg")).faces.size() == 1);
+  CHECK_THROWS_AS(faces.find(example_photo("no-such.jpg")), siamese::FileError);
 }

@@ -108,12 +108,7 @@ inline std::string to_json_string(const BackboneMetadata& m) {
 /// Throws MetadataError on malformed JSON, missing or mistyped keys, or bad values.
 inline BackboneMetadata parse_metadata(const std::string& text, const std::string& source) {
   const std::string where = "metadata of '" + source + "'";
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw MetadataError(where + " is not valid JSON: " + e.what());
-  }
+  const auto j = detail::parse_json_object(text, where);
   BackboneMetadata m;
   try {
     m.format_version = static_cast<int>(detail::json_integer(j.at("format_version"), where + ": format_version", 0, 1 << 20));

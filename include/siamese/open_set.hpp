@@ -226,13 +226,7 @@ inline std::string to_json_string(const OpenSetCalibration& c) {
 /// the FPIR rises, non-finite values).
 inline OpenSetCalibration parse_open_set_calibration(const std::string& text, const std::string& source) {
   const std::string where = "open-set calibration '" + source + "'";
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw MetadataError(where + " is not valid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw MetadataError(where + " is not a JSON object");
+  const auto j = detail::parse_json_object(text, where);
   OpenSetCalibration c;
   try {
     const auto version = detail::json_integer(j.at("format_version"), where + ": format_version", 1, 1000);

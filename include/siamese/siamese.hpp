@@ -11,6 +11,7 @@
 #include <siamese/errors.hpp>
 #include <siamese/eval.hpp>
 #include <siamese/face.hpp>
+#include <siamese/faces.hpp>
 #include <siamese/gallery.hpp>
 #include <siamese/gallery_store.hpp>
 #include <siamese/head.hpp>

@@ -37,4 +37,17 @@ inline double json_number(const nlohmann::json& value, const std::string& what) 
   return value.get<double>();
 }
 
+/// `text` parsed as a JSON object; `where` names its source ("calibration 'F'"). Throws
+/// MetadataError when it is not valid JSON, or valid JSON but not an object.
+inline nlohmann::json parse_json_object(const std::string& text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw MetadataError(where + " is not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw MetadataError(where + " is not a JSON object");
+  return j;
+}
+
 }  // namespace siamese::detail

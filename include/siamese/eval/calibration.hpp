@@ -132,13 +132,7 @@ inline void save_calibration(const Calibration& c, const std::filesystem::path& 
 /// type or range (a count such as `pairs` must be a JSON integer: 1e300 is refused).
 inline Calibration parse_calibration(const std::string& text, const std::string& source) {
   const std::string where = "calibration '" + source + "'";
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw MetadataError(where + " is not valid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw MetadataError(where + " is not a JSON object");
+  const auto j = siamese::detail::parse_json_object(text, where);
   Calibration c;
   try {
     const auto optional_number = [&](const char* key) {
