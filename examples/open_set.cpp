@@ -143,21 +143,21 @@ struct Protocol {
 
 struct Template {
   std::string name;
-  bool mean = false;
+  siamese::PersonDistance distance;
 };
 
-// The searches of `protocol` against a gallery of its people (best-of-k rows, or one mean
-// template each) under `decision`'s rule; the threshold does not matter, only the scores.
-OpenSetSearches run_searches(const Protocol& protocol, const std::vector<Person>& people, std::size_t enroll, bool mean,
-                             const siamese::OpenSetDecision& decision, const std::map<std::string, torch::Tensor>& rows_of,
-                             const siamese::BackboneMetadata& model) {
+// The searches of `protocol` against a gallery of its people (distances to templates, or to
+// the nearest photo) under `decision`'s rule; the threshold does not matter, only the scores.
+OpenSetSearches run_searches(const Protocol& protocol, const std::vector<Person>& people, std::size_t enroll,
+                             siamese::PersonDistance distance, const siamese::OpenSetDecision& decision,
+                             const std::map<std::string, torch::Tensor>& rows_of, const siamese::BackboneMetadata& model) {
   siamese::Gallery gallery(model.name, model.embedding_size);
+  gallery.set_person_distance(distance);
   std::vector<siamese::Enrollment> batch;
   const auto enrolled_rows = [&](const Person& person, std::size_t count) {
     std::vector<torch::Tensor> rows;
     for (std::size_t i = 0; i < count; ++i) rows.push_back(rows_of.at(person.images[i].string()));
-    const auto all = torch::stack(rows);
-    return mean ? siamese::person_template(all) : all;
+    return torch::stack(rows);
   };
   for (const auto p : protocol.mated) batch.push_back({people[p].name, enrolled_rows(people[p], enroll), {}});
   for (const auto p : protocol.distractors) batch.push_back({people[p].name, enrolled_rows(people[p], 1), {}});
@@ -247,8 +247,9 @@ int benchmark(const Arguments& args) {
   std::map<std::string, torch::Tensor> rows_of;
   for (std::size_t i = 0; i < photos.size(); ++i) rows_of.emplace(photos[i].string(), rows[static_cast<std::int64_t>(i)]);
 
-  std::vector<Template> templates{{"best-of-k", false}};
-  if (args.enroll > 1) templates.push_back({"mean", true});
+  // With one photo per person a template is that photo: one way to measure.
+  std::vector<Template> templates{{"template", siamese::PersonDistance::template_mean}};
+  if (args.enroll > 1) templates.push_back({"nearest", siamese::PersonDistance::nearest_photo});
   const std::vector<double> levels{0.001, 0.01, 0.1};
   std::filesystem::create_directories(args.out);
   std::ofstream csv(std::filesystem::path(args.out) / "det.csv");
@@ -264,7 +265,7 @@ int benchmark(const Arguments& args) {
         siamese::OpenSetDecision decision;
         decision.rule = rule;
         decision.reference_distance = calibration->reference_distance;
-        const auto searches = run_searches(protocol, people, args.enroll, templ.mean, decision, rows_of, embedder.metadata());
+        const auto searches = run_searches(protocol, people, args.enroll, templ.distance, decision, rows_of, embedder.metadata());
         if (rule == siamese::OpenSetRule::nearest_distance) {
           std::cout << "  " << templ.name << ": rank-1 " << siamese::eval::rank_accuracy(searches, 1) << ", rank-5 "
                     << siamese::eval::rank_accuracy(searches, 5) << '\n';
@@ -276,7 +277,7 @@ int benchmark(const Arguments& args) {
                     << point.threshold << ")";
         }
         std::cout << '\n';
-        if (!templ.mean) {
+        if (templ.distance == siamese::PersonDistance::template_mean) {
           // The threshold the gallery would choose for itself, against what it gives.
           std::cout << "    calibrated:";
           for (const double level : levels) {
@@ -293,7 +294,9 @@ int benchmark(const Arguments& args) {
               << point.fpir << ',' << point.fnir << '\n';
           series.points.emplace_back(point.fpir, point.fnir);
         }
-        if (!templ.mean && rule == siamese::OpenSetRule::distance_ratio) det_series.push_back(std::move(series));
+        if (templ.distance == siamese::PersonDistance::template_mean && rule == siamese::OpenSetRule::distance_ratio) {
+          det_series.push_back(std::move(series));
+        }
       }
     }
   }

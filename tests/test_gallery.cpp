@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <limits>
 #include <thread>
 
@@ -15,6 +16,7 @@ torch::Tensor point(std::initializer_list<float> values) { return torch::tensor(
 
 TEST_CASE("Gallery identifies by the nearest enrolled embedding, top-k people", "[gallery]") {
   Gallery gallery("m", 2);
+  gallery.set_person_distance(siamese::PersonDistance::nearest_photo);
   gallery.enroll("ann", torch::stack({point({0, 0}), point({10, 10})}));
   gallery.enroll("bob", point({3, 0}));
   gallery.enroll("cyd", point({0, 5}));
@@ -35,6 +37,36 @@ TEST_CASE("Gallery identifies by the nearest enrolled embedding, top-k people", 
   CHECK(gallery.identify(point({0, 0}), 10, 1.0)[0].candidates.size() == 3);
   CHECK(gallery.identify(point({0, 0}), std::numeric_limits<std::size_t>::max(), 1.0)[0].candidates.size() == 3);
   CHECK(gallery.identify(point({0, 0}), std::size_t{1} << 62, 1.0)[0].candidates.size() == 3);  // 2^62 x 2 rows overflowed
+}
+
+TEST_CASE("By default a person is as far as their template, which follows every change", "[gallery]") {
+  Gallery gallery("m", 2);
+  CHECK(gallery.person_distance() == siamese::PersonDistance::template_mean);
+  // ann: two photos at length 2 in directions 0 and 90 degrees; her template is their mean
+  // direction (45 degrees) at length 2.
+  gallery.enroll("ann", torch::stack({point({2, 0}), point({0, 2})}));
+  gallery.enroll("bob", point({-3, 0}));
+  const float r = std::sqrt(2.0F);
+  const auto near_template = gallery.identify(point({r, r}), 2, 0.5)[0];
+  CHECK(near_template.best() == "ann");
+  CHECK(near_template.candidates[0].distance == Approx(0.0).margin(1e-3));
+  CHECK(near_template.candidates[1].person == "bob");
+  // A probe on ann's first photo is 1.53 from her template, not 0: the nearest-photo rule says 0.
+  CHECK(gallery.identify(point({2, 0}), 1, 5.0)[0].candidates[0].distance == Approx(std::sqrt(8.0 - 4.0 * r)).epsilon(1e-3));
+  Gallery copy(gallery);  // shares the templates until one side changes
+  gallery.enroll("ann", point({2, 0}));  // two of three photos at 0 degrees: the template turns towards them
+  const auto turned = gallery.identify(point({2, 0}), 1, 5.0)[0].candidates[0].distance;
+  CHECK(turned < 1.0);
+  CHECK(copy.identify(point({2, 0}), 1, 5.0)[0].candidates[0].distance == Approx(std::sqrt(8.0 - 4.0 * r)).epsilon(1e-3));
+  // Renamed and removed people keep the others' templates straight.
+  gallery.rename("ann", "anna");
+  CHECK(gallery.identify(point({2, 0}), 1, 5.0)[0].candidates[0].person == "anna");
+  CHECK(gallery.identify(point({2, 0}), 1, 5.0)[0].candidates[0].distance == Approx(turned));
+  gallery.remove("bob");
+  CHECK(gallery.identify(point({-3, 0}), 2, 5.0)[0].candidates.size() == 1);
+  CHECK(gallery.identify(point({2, 0}), 1, 5.0)[0].candidates[0].distance == Approx(turned));
+  gallery.set_person_distance(siamese::PersonDistance::nearest_photo);
+  CHECK(gallery.identify(point({2, 0}), 1, 5.0)[0].candidates[0].distance == Approx(0.0).margin(1e-3));
 }
 
 TEST_CASE("A person named \"unknown\" is told apart from nobody known", "[gallery]") {

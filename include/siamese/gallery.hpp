@@ -30,10 +30,22 @@
 
 namespace siamese {
 
+/// What a probe's distance to a person is.
+enum class PersonDistance {
+  /// To the person's template: the mean of their L2-normalised embeddings, at their mean
+  /// length (person_template()). The default: with two photos enrolled per person on LFW, FNIR
+  /// at FPIR 1% falls from 0.22 (nearest_photo) to 0.16 (docs/accuracy.md). With one photo
+  /// per person both are the same.
+  template_mean,
+  /// To the nearest of the person's enrolled embeddings (best of k): for people enrolled in
+  /// very different conditions (a profile and a frontal photo), where a mean sits between them.
+  nearest_photo,
+};
+
 /// One candidate of an identification.
 struct GalleryMatch {
   std::string person;
-  double distance = 0.0;  ///< Euclidean distance to the person's nearest enrolled embedding
+  double distance = 0.0;  ///< Euclidean distance to the person (PersonDistance: template or nearest photo)
 };
 
 /// The answer to "who is this?": the top-k people, and whether the nearest is the probe's
@@ -52,10 +64,9 @@ struct Identification {
 };
 
 /// One template row [1, D] for a person from their embeddings [K, D]: the mean of the
-/// L2-normalised rows, at the rows' mean length. Enrolling templates instead of every photo's
-/// row is an option measured in docs/accuracy.md (with two photos each on LFW, FNIR at FPIR 1%
-/// falls from 0.22 to 0.16 under the distance-ratio rule).
-/// Requires: K >= 1 rows with non-zero length.
+/// L2-normalised rows, at the rows' mean length; what PersonDistance::template_mean measures
+/// against, for callers who store or compare templates themselves.
+/// Requires: K >= 1 rows.
 inline torch::Tensor person_template(const torch::Tensor& embeddings) {
   auto rows = embeddings.dim() == 1 ? embeddings.unsqueeze(0) : embeddings;
   if (rows.dim() != 2 || rows.size(0) < 1) throw ShapeError("person_template needs [K, D] rows, got " + detail::shape_string(embeddings));
@@ -67,7 +78,9 @@ inline torch::Tensor person_template(const torch::Tensor& embeddings) {
 /// People and their face embeddings, for 1:N identification.
 ///
 /// Each person holds one or more embeddings (one per enrolled photo); a probe's distance to a
-/// person is its distance to the nearest of them. A gallery records the model it was made
+/// person is its distance to their template (the default) or to the nearest of their
+/// embeddings (set_person_distance()). With templates, the people are found by their nearest
+/// embeddings (the max(k, 2) + 8 nearest people) and ranked by their templates. A gallery records the model it was made
 /// with (name and embedding size) and refuses embeddings of any other. Search goes through a
 /// VectorIndex: ExactIndex (matrix products) by default, an approximate FAISS index
 /// (siamese/faiss_index.hpp) for millions of embeddings.
@@ -123,6 +136,7 @@ class Gallery {
     rows_ = other.rows_;
     store_ = other.store_;
     known_ = other.known_;
+    person_distance_ = other.person_distance_;
     return *this;
   }
 
@@ -136,6 +150,7 @@ class Gallery {
     rows_ = std::exchange(other.rows_, detail::GalleryRows(other.embedding_size_));
     store_ = std::move(other.store_);
     known_ = std::exchange(other.known_, GalleryStoreVersion{});
+    person_distance_ = other.person_distance_;
     return *this;
   }
 
@@ -148,6 +163,16 @@ class Gallery {
     if (!index) throw Error("Gallery::set_index needs an index");
     std::unique_lock lock(mutex_);
     rows_.set_index(std::move(index));
+  }
+
+  /// How a probe's distance to a person is measured from now on (PersonDistance).
+  void set_person_distance(PersonDistance distance) {
+    std::unique_lock lock(mutex_);
+    person_distance_ = distance;
+  }
+  PersonDistance person_distance() const {
+    std::shared_lock lock(mutex_);
+    return person_distance_;
   }
 
   /// What the gallery searches with.
@@ -289,8 +314,8 @@ class Gallery {
       throw MetadataError("the open-set calibration of '" + calibration.model_name + "' cannot serve a gallery of '" +
                           model_name_ + "'");
     }
-    const auto snapshot = take_snapshot();
-    return identify_in(snapshot, probes, k, threshold_for(calibration, rule, snapshot.people, target_fpir));
+    const auto search = take_snapshot();
+    return identify_in(search, probes, k, threshold_for(calibration, rule, search.rows.people, target_fpir));
   }
 
   /// Identifies probes [P, D] (or one [D]) in one search of the whole gallery (one matrix
@@ -348,47 +373,57 @@ class Gallery {
   // the delegating constructor's full expression).
   Gallery(const Gallery& other, const std::shared_lock<std::shared_mutex>&)
       : model_name_(other.model_name_), embedding_size_(other.embedding_size_), rows_(other.rows_),
-        store_(other.store_), known_(other.known_) {}
+        store_(other.store_), known_(other.known_), person_distance_(other.person_distance_) {}
   Gallery(Gallery&& other, const std::unique_lock<std::shared_mutex>&)
       : model_name_(other.model_name_),
         embedding_size_(other.embedding_size_),
         rows_(std::exchange(other.rows_, detail::GalleryRows(other.embedding_size_))),
         store_(std::move(other.store_)),
-        known_(std::exchange(other.known_, GalleryStoreVersion{})) {}
+        known_(std::exchange(other.known_, GalleryStoreVersion{})),
+        person_distance_(other.person_distance_) {}
 
-  detail::GalleryRows::Snapshot take_snapshot() const {
+  struct Search {
+    detail::GalleryRows::Snapshot rows;  ///< searched without the lock: writers never change it
+    PersonDistance person_distance = PersonDistance::template_mean;
+  };
+
+  Search take_snapshot() const {
     sync();
     std::shared_lock lock(mutex_);
-    return rows_.snapshot();  // searched without the lock: writers never change it
+    return {rows_.snapshot(), person_distance_};
   }
 
-  std::vector<Identification> identify_in(const detail::GalleryRows::Snapshot& snapshot, const torch::Tensor& probes,
-                                          std::size_t k, const OpenSetDecision& decision) const {
+  std::vector<Identification> identify_in(const Search& search, const torch::Tensor& probes, std::size_t k,
+                                          const OpenSetDecision& decision) const {
     auto rows = probes.defined() && probes.dim() == 1 ? probes.unsqueeze(0) : probes;
     if (!rows.defined() || rows.dim() != 2 || rows.size(1) != embedding_size_) {
       throw ShapeError("gallery of " + std::to_string(embedding_size_) + "-d embeddings cannot search " +
                        detail::shape_string(probes));
     }
+    const auto& snapshot = search.rows;
     const auto& owners = snapshot.owners;
     std::vector<Identification> results(static_cast<std::size_t>(rows.size(0)));
     for (auto& result : results) result.decision = decision;
     if (owners->empty() || k == 0) return results;
-    // The ratio rule needs the second-nearest person too.
+    const bool templates = search.person_distance == PersonDistance::template_mean;
+    // The ratio rule needs the second-nearest person too; templates re-rank a few more people.
     const std::size_t wanted = std::max<std::size_t>(k, decision.rule == OpenSetRule::distance_ratio ? 2 : 1);
+    const std::size_t searched = templates ? std::max<std::size_t>(wanted, 2) + 8 : wanted;
     torch::NoGradGuard no_grad;
     // If no person has more than R rows, the k*R nearest rows hold at least k people, and the
     // first time a person appears in them is at that person's nearest row: exact top-k people.
     // k * most_rows can pass every row (or overflow) for a large k: then every row is searched.
     const auto rows_held = static_cast<std::int64_t>(owners->size());
     const auto per_person = std::max<std::int64_t>(snapshot.most_rows, 1);
-    const auto take = wanted <= static_cast<std::size_t>(rows_held / per_person) ? static_cast<std::int64_t>(wanted) * per_person
-                                                                                 : rows_held;
-    const auto found = snapshot.index->search(detail::moved_to(rows, torch::kCPU, torch::kFloat32, "Gallery::identify").contiguous(), take);
+    const auto take = searched <= static_cast<std::size_t>(rows_held / per_person) ? static_cast<std::int64_t>(searched) * per_person
+                                                                                   : rows_held;
+    const auto probe_rows = detail::moved_to(rows, torch::kCPU, torch::kFloat32, "Gallery::identify").contiguous();
+    const auto found = snapshot.index->search(probe_rows, take);
     const auto v = found.distances.to(torch::kFloat64).contiguous();
     const auto ix = found.rows.contiguous();
     for (std::int64_t p = 0; p < rows.size(0); ++p) {
       auto& result = results[static_cast<std::size_t>(p)];
-      for (std::int64_t j = 0; j < take && result.candidates.size() < wanted; ++j) {
+      for (std::int64_t j = 0; j < take && result.candidates.size() < searched; ++j) {
         const auto row = ix.data_ptr<std::int64_t>()[p * take + j];
         if (row < 0) break;
         const auto& person = (*owners)[static_cast<std::size_t>(row)];
@@ -397,12 +432,28 @@ class Gallery {
         if (!seen) result.candidates.push_back({person, v.data_ptr<double>()[p * take + j]});
       }
       if (result.candidates.empty()) continue;
+      if (templates) rank_by_templates(*snapshot.templates, probe_rows[p], result.candidates);
+      result.candidates.resize(std::min(result.candidates.size(), wanted));
       const double second = result.candidates.size() > 1 ? result.candidates[1].distance : std::numeric_limits<double>::infinity();
       result.score = decision.score(result.candidates.front().distance, second);
       result.known = result.score <= decision.threshold;
       result.candidates.resize(std::min(result.candidates.size(), k));
     }
     return results;
+  }
+
+  // Gives each candidate its distance to the person's template, nearest first.
+  static void rank_by_templates(const detail::PersonTemplates& templates, const torch::Tensor& probe,
+                                std::vector<GalleryMatch>& candidates) {
+    std::vector<std::int64_t> slots;
+    for (const auto& c : candidates) slots.push_back(templates.slot.at(c.person));
+    const auto distances = EuclideanDistance{}(templates.values.index_select(0, torch::tensor(slots)),
+                                               probe.unsqueeze(0).expand({static_cast<std::int64_t>(slots.size()), -1}))
+                               .to(torch::kFloat64)
+                               .contiguous();
+    for (std::size_t i = 0; i < candidates.size(); ++i) candidates[i].distance = distances.data_ptr<double>()[i];
+    std::stable_sort(candidates.begin(), candidates.end(),
+                     [](const GalleryMatch& a, const GalleryMatch& b) { return a.distance < b.distance; });
   }
 
   static std::int64_t checked_size(std::int64_t embedding_size) {
@@ -462,6 +513,7 @@ class Gallery {
   std::shared_ptr<GalleryStore> store_;  ///< the database, or null in memory
   mutable std::mutex sync_mutex_;        ///< one sync() at a time
   mutable GalleryStoreVersion known_;    ///< the database version the rows reflect
+  PersonDistance person_distance_ = PersonDistance::template_mean;
 };
 
 }  // namespace siamese
