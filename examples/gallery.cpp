@@ -50,15 +50,14 @@ struct Arguments {
   bool largest = false, json = false, allow_lookalike = false;
 };
 
-// The model and its face pipeline, loaded only by the commands that embed.
+// The model and its face pipeline (the largest face of each photo), for enrolling.
 struct Model {
-  Model(const Arguments& args, siamese::FacePolicy policy)
-      : backbone(args.model), pipeline(make_pipeline(args.model, backbone.input_spec().height, policy)) {}
+  explicit Model(const Arguments& args) : backbone(args.model), pipeline(make_pipeline(args.model, backbone.input_spec().height)) {}
 
-  static siamese::FacePipeline make_pipeline(const std::string& model, int chip, siamese::FacePolicy policy) {
+  static siamese::FacePipeline make_pipeline(const std::string& model, int chip) {
     siamese::FacePipelineOptions options;
     options.chip_size = chip;
-    options.policy = policy;
+    options.policy = siamese::FacePolicy::largest;
     return siamese::FacePipeline::from_models(std::filesystem::path(model).parent_path(), options);
   }
 
@@ -160,7 +159,7 @@ int enroll(const Arguments& args) {
   }
   const auto people = one_person ? std::vector<PersonPhotos>{{args.person, {args.photos.begin(), args.photos.end()}}}
                                  : folder_people(args.folder);
-  Model model(args, siamese::FacePolicy::largest);
+  Model model(args);
   siamese::ImageEmbedder<> embedder(model.backbone, std::move(model.pipeline));
   embedder.set_progress(siamese::stderr_progress());
   auto gallery = siamese::Gallery::open(args.db, model.metadata().name, model.metadata().embedding_size);
@@ -249,19 +248,22 @@ nlohmann::json identification_json(const siamese::AlignedFace& face, const siame
 }
 
 int identify(const Arguments& args) {
-  Model model(args, args.largest ? siamese::FacePolicy::largest : siamese::FacePolicy::all);
+  siamese::FacesOptions options;
+  options.backbone = std::filesystem::path(args.model).filename();
+  options.largest_face_only = args.largest;
+  siamese::Faces people(std::filesystem::path(args.model).parent_path(), options);
+  const auto& backbone = people.verifier().backbone();
   const auto gallery = siamese::Gallery::open(args.db);
-  gallery.check_model(model.metadata().name, model.metadata().embedding_size);
+  gallery.check_model(backbone.metadata().name, backbone.metadata().embedding_size);
   if (gallery.size() == 0) throw siamese::GalleryError("gallery '" + args.db + "' is empty: enroll someone first");
   std::string source;
-  const auto decision = gallery_decision(args, model.backbone, gallery, source);
-  const auto faces = model.pipeline.align_all(siamese::read_image(args.file), args.file);
-  std::vector<cv::Mat> chips;
-  for (const auto& face : faces) chips.push_back(face.chip);
-  const auto found = gallery.identify(model.backbone.embed(siamese::to_input_batch(chips, model.backbone.input_spec())), args.k, decision);
+  const auto decision = gallery_decision(args, backbone, gallery, source);
+  const auto photo = people.find(std::filesystem::path(args.file));
+  const auto& faces = photo.faces;
+  const auto found = gallery.identify(photo.embeddings, args.k, decision);
   if (args.json) {
     nlohmann::json out = {{"photo", args.file},
-                          {"model", model.metadata().name},
+                          {"model", backbone.metadata().name},
                           {"decision", {{"rule", to_string(decision.rule)}, {"threshold", decision.threshold},
                                         {"fpir", decision.target_fpir > 0 ? nlohmann::json(decision.target_fpir) : nlohmann::json()},
                                         {"gallery_people", decision.gallery_people}, {"source", source}}},
