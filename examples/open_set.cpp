@@ -41,7 +41,7 @@ namespace {
 
 struct Arguments {
   std::string model = "models/faceapi_recognition.pt", people, out = ".", cache, output;
-  double share = 0.2, fpir = 0.01;
+  double share = 0.2, fpir = 0.01, confidence = 0.99;
   std::uint64_t seed = 1;
   std::size_t searches = 100000, enroll = 1, probes_per_person = 3, distractor_gallery = 4000;
   std::vector<std::string> sizes{"100", "1000", "all"};
@@ -111,6 +111,7 @@ int calibrate(const Arguments& args, const std::string& command_line) {
   siamese::eval::OpenSetCalibrationOptions options;
   options.seed = args.seed;
   options.searches = args.searches;
+  options.confidence = args.confidence;
   options.made_by = command_line;
   const auto c = siamese::eval::calibrate_open_set(rows, person_of_row, embedder.metadata().name, options);
   const auto file = args.output.empty() ? siamese::open_set_calibration_path_for(args.model) : std::filesystem::path(args.output);
@@ -328,6 +329,9 @@ int main(int argc, char** argv) {
   common(calibrate_command);
   calibrate_command->add_option("--searches", args.searches, "simulated stranger searches per gallery size")
       ->check(CLI::Range(1000, 100000000));
+  calibrate_command->add_option("--confidence", args.confidence,
+                                "share of resamplings of the strangers each threshold must hold for")
+      ->check(CLI::Range(0.5, 0.999));
   calibrate_command->add_option("--output", args.output, "where to write the calibration")->default_str("MODEL.open-set.json");
   calibrate_command->add_option("--fpir", args.fpir, "FPIR whose thresholds are printed")->check(CLI::Range(1e-4, 0.5));
   auto* benchmark_command = app.add_subcommand("benchmark", "FNIR at FPIR, rank-1 and DET curves on the test side's people");

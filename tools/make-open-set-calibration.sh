@@ -3,7 +3,7 @@
 # which tools/setup-models.sh puts beside the model: LFW's people on the calibration side of the
 # split (a seeded hash of each name: --share 0.2 --seed 1, 1,081 people, 2,355 photos), which
 # `open_set benchmark` with the same split never enrolls nor searches with. Distance statistics
-# only: no image, no embedding, no name. About 20 s on 2 cores.
+# only: no image, no embedding, no name. About 40 s on 2 cores.
 # Usage: tools/make-open-set-calibration.sh [LFW_ROOT] [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
