@@ -34,18 +34,23 @@ inline void add_schedule_options(CLI::App& app, siamese::train::TrainingSchedule
   app.add_option("--train", s.trainable, "parameter-name prefix to train (repeatable); " + train_help);
 }
 
-/// The face pipeline for training on a folder of identities: models from `models_dir`, chips
-/// at `backbone`'s input size, the most central face (face-dataset photos), and the image
-/// centre when no face is found.
+/// The face pipeline for face-dataset photos (LFW-style folders of identities): models from
+/// `models_dir`, chips of `chip_size`, the most central face, and the image centre when no face
+/// is found.
+inline siamese::FacePipeline dataset_pipeline(const std::filesystem::path& models_dir, int chip_size) {
+  siamese::FacePipelineOptions options;
+  options.chip_size = chip_size;
+  options.center_fallback = true;
+  options.policy = siamese::FacePolicy::central;
+  return siamese::FacePipeline::from_models(models_dir, options);
+}
+
+/// dataset_pipeline() at the input size of the backbone file `backbone`, for training.
 inline siamese::FacePipeline training_pipeline(const std::filesystem::path& models_dir,
                                                const std::filesystem::path& backbone) {
   siamese::BackboneOptions load;
   load.optimize = false;
-  siamese::FacePipelineOptions options;
-  options.chip_size = siamese::TorchScriptBackbone(backbone, load).input_spec().height;
-  options.center_fallback = true;
-  options.policy = siamese::FacePolicy::central;
-  return siamese::FacePipeline::from_models(models_dir, options);
+  return dataset_pipeline(models_dir, siamese::TorchScriptBackbone(backbone, load).input_spec().height);
 }
 
 /// Parses the command line with `app`, then returns `run()`, turning exceptions into messages

@@ -173,13 +173,13 @@ int enroll(const Arguments& args) {
     for (const auto& photo : photos) {
       const auto hash = photo_hash(photo);
       const auto owners = gallery.store()->people_with_photo(hash);
+      // Enrolled before (a resumed run): not embedded again. A photo given twice in this run is
+      // embedded once (the embedder's cache) and stored once (GalleryStore::enroll).
       if (std::find(owners.begin(), owners.end(), person) != owners.end()) {
-        ++summary.skipped;  // enrolled before: a resumed run, or the same photo given twice
-      } else if (std::find_if(records.begin(), records.end(), [&](const auto& r) { return r.content_hash == hash; }) == records.end()) {
+        ++summary.skipped;
+      } else {
         fresh.push_back(photo);
         records.push_back({photo.string(), hash});
-      } else {
-        ++summary.skipped;
       }
     }
     if (fresh.empty()) continue;

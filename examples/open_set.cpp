@@ -55,7 +55,9 @@ using Person = siamese::train::IdentityFolder::Person;
 class PhotoEmbedder {
  public:
   explicit PhotoEmbedder(const Arguments& args)
-      : backbone_(args.model), images_(backbone_, pipeline(args.model, backbone_.input_spec().height)), cache_(args.cache) {
+      : backbone_(args.model),
+        images_(backbone_, example::dataset_pipeline(std::filesystem::path(args.model).parent_path(), backbone_.input_spec().height)),
+        cache_(args.cache) {
     images_.set_progress(siamese::stderr_progress());
     if (!cache_.empty()) images_.load_cache(cache_, backbone_.metadata().name);
   }
@@ -70,14 +72,6 @@ class PhotoEmbedder {
   const siamese::BackboneMetadata& metadata() const { return backbone_.metadata(); }
 
  private:
-  static siamese::FacePipeline pipeline(const std::string& model, int chip) {
-    siamese::FacePipelineOptions options;
-    options.chip_size = chip;
-    options.center_fallback = true;
-    options.policy = siamese::FacePolicy::central;
-    return siamese::FacePipeline::from_models(std::filesystem::path(model).parent_path(), options);
-  }
-
   siamese::TorchScriptBackbone backbone_;
   siamese::ImageEmbedder<> images_;
   std::string cache_;

@@ -17,8 +17,8 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -70,9 +70,10 @@ struct Identification {
 inline torch::Tensor person_template(const torch::Tensor& embeddings) {
   auto rows = embeddings.dim() == 1 ? embeddings.unsqueeze(0) : embeddings;
   if (rows.dim() != 2 || rows.size(0) < 1) throw ShapeError("person_template needs [K, D] rows, got " + detail::shape_string(embeddings));
-  const auto norms = rows.norm(2, 1, /*keepdim=*/true);
-  const auto mean_direction = (rows / norms).mean(0, /*keepdim=*/true);
-  return mean_direction / mean_direction.norm() * norms.mean();
+  detail::PersonTemplates templates;  // the gallery's own arithmetic, for one person
+  templates.add(std::vector<std::string>(static_cast<std::size_t>(rows.size(0)), std::string()),
+                rows.to(torch::kCPU, torch::kFloat32).contiguous());
+  return templates.values.narrow(0, 0, 1).clone();
 }
 
 /// People and their face embeddings, for 1:N identification.
@@ -436,7 +437,7 @@ class Gallery {
       result.candidates.resize(std::min(result.candidates.size(), wanted));
       const double second = result.candidates.size() > 1 ? result.candidates[1].distance : std::numeric_limits<double>::infinity();
       result.score = decision.score(result.candidates.front().distance, second);
-      result.known = result.score <= decision.threshold;
+      result.known = decision.accepts(result.score);
       result.candidates.resize(std::min(result.candidates.size(), k));
     }
     return results;

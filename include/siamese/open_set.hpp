@@ -45,13 +45,6 @@ inline std::string to_string(OpenSetRule rule) {
   return rule == OpenSetRule::nearest_distance ? "nearest-distance" : "distance-ratio";
 }
 
-/// The rule named by to_string(). Throws Error for any other name.
-inline OpenSetRule open_set_rule_from_string(const std::string& name) {
-  if (name == "nearest-distance") return OpenSetRule::nearest_distance;
-  if (name == "distance-ratio") return OpenSetRule::distance_ratio;
-  throw Error("unknown open-set rule '" + name.substr(0, 64) + "' (nearest-distance or distance-ratio)");
-}
-
 /// The score of `rule` for a probe whose nearest person is at `nearest` and second-nearest at
 /// `second` (+infinity when the gallery holds one person). `reference` is the calibration's
 /// reference distance (used by distance_ratio only). Requires: 0 <= nearest <= second, reference > 0.
@@ -79,7 +72,8 @@ struct OpenSetDecision {
   }
 
   double score(double nearest, double second) const { return open_set_score(rule, nearest, second, reference_distance); }
-  bool accepts(double nearest, double second) const { return score(nearest, second) <= threshold; }
+  /// Whether a score() passes: at or below the threshold (scores are distances, lower is nearer).
+  bool accepts(double score) const { return score <= threshold; }
 };
 
 /// An open-set calibration: how strangers' scores fall against galleries of each size, for one
