@@ -1,11 +1,43 @@
 # The packages the library needs, found the same way here and in siameseConfig.cmake.
+# siamese::core needs LibTorch and nlohmann_json; siamese::vision adds OpenCV, siamese::gallery
+# SQLite. A missing OpenCV or SQLite drops only the layers that need it.
 include(GNUInstallDirs)
 find_package(Torch REQUIRED)
-find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs objdetect)
-find_package(nlohmann_json 3.9 REQUIRED)
-# Galleries are stored in SQLite databases (siamese/gallery_store.hpp). Debian: libsqlite3-dev.
-find_package(SQLite3 REQUIRED)
+# A parent project may supply nlohmann_json::nlohmann_json itself (tests/gpu does, from one header).
+if(NOT TARGET nlohmann_json::nlohmann_json)
+  find_package(nlohmann_json 3.9 REQUIRED)
+endif()
+
+# A LibTorch built with the pre-C++11 string ABI (the one inside many Python torch wheels)
+# cannot share std::string or std::vector with a C++ library built the usual way, such as
+# Debian's OpenCV: only the layers without one link against it.
+set(SIAMESE_TORCH_OLD_ABI OFF)
+if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
+  set(SIAMESE_TORCH_OLD_ABI ON)
+endif()
+
 set(SIAMESE_OPENCV_TARGETS opencv_core opencv_imgproc opencv_imgcodecs opencv_objdetect)
+set(SIAMESE_HAS_VISION OFF)
+if(SIAMESE_TORCH_OLD_ABI)
+  message(STATUS "siamese: LibTorch in ${Torch_DIR} is built with _GLIBCXX_USE_CXX11_ABI=0: only siamese::core "
+                 "and siamese::gallery link with it; siamese::vision and siamese::siamese need a LibTorch of the "
+                 "C++11 ABI (the cxx11-abi archive from pytorch.org, or Debian's libtorch-dev)")
+else()
+  find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs objdetect)
+  if(OpenCV_FOUND)
+    set(SIAMESE_HAS_VISION ON)
+  else()
+    message(STATUS "siamese: OpenCV not found: no siamese::vision or siamese::siamese (Debian: libopencv-dev)")
+  endif()
+endif()
+
+# Galleries are stored in SQLite databases (siamese/gallery_store.hpp). Debian: libsqlite3-dev.
+find_package(SQLite3 QUIET)
+set(SIAMESE_HAS_GALLERY ${SQLite3_FOUND})
+if(NOT SQLite3_FOUND)
+  message(STATUS "siamese: SQLite3 not found: no siamese::gallery or siamese::siamese (Debian: libsqlite3-dev)")
+endif()
+
 # Optional: FAISS for galleries of millions (siamese/faiss_index.hpp, target siamese::faiss).
 # Debian's FAISS config links OpenMP::OpenMP_CXX without finding it: find it first.
 find_package(OpenMP QUIET)

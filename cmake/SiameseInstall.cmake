@@ -2,13 +2,23 @@ include(CMakePackageConfigHelpers)
 
 set(SIAMESE_CONFIG_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/siamese")
 
-install(TARGETS siamese EXPORT siameseTargets)
+# One export set per layer, so that siameseConfig.cmake finds only the packages of the
+# components asked for.
+foreach(layer IN ITEMS core vision gallery siamese faiss)
+  set(target siamese_${layer})
+  if(layer STREQUAL "siamese")
+    set(target siamese)
+  endif()
+  if(TARGET ${target})
+    string(SUBSTRING ${layer} 0 1 first)
+    string(TOUPPER ${first} first)
+    string(SUBSTRING ${layer} 1 -1 rest)
+    set(export_set siamese${first}${rest}Targets)
+    install(TARGETS ${target} EXPORT ${export_set})
+    install(EXPORT ${export_set} NAMESPACE siamese:: DESTINATION "${SIAMESE_CONFIG_DIR}")
+  endif()
+endforeach()
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/siamese" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
-install(EXPORT siameseTargets NAMESPACE siamese:: DESTINATION "${SIAMESE_CONFIG_DIR}")
-if(TARGET siamese_faiss)
-  install(TARGETS siamese_faiss EXPORT siameseFaissTargets)
-  install(EXPORT siameseFaissTargets NAMESPACE siamese:: DESTINATION "${SIAMESE_CONFIG_DIR}")
-endif()
 
 configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/siameseConfig.cmake.in"

@@ -15,7 +15,7 @@
 // teacher (tools/setup-models.sh).
 //
 // With --export FOLDER it trains nothing: it writes the aligned chips and the teacher's
-// embeddings of them (Distiller::export_samples) for training on another machine, such as a
+// embeddings of them (train::export_samples) for training on another machine, such as a
 // GPU with tools/distill_gpu.py, whose weights go back into OUT/start.pt.
 //
 // Usage: distill --student S --teacher T --people ROOT --out DIR [--exclude PAIRS]...
@@ -37,6 +37,7 @@ struct Arguments {
   bool no_mirror = false;
   std::string export_folder, export_format = "png";
   int export_quality = 95;
+  std::string device = "auto";
   siamese::train::DistillOptions options;
 };
 
@@ -48,6 +49,7 @@ void add_arguments(CLI::App& app, Arguments& a) {
   app.add_option("--out", a.out, "checkpoint folder; running again with the same folder resumes")->required();
   app.add_option("--exclude", a.exclude, "pair list whose people never train (repeatable), e.g. pairsDevTest.txt");
   example::add_schedule_options(app, o, "default top and projection: everything after the student's stem");
+  example::add_device_option(app, a.device);
   app.add_option("--batch", o.batch_size, "chips per step")->check(CLI::Range(1, 4096));
   app.add_flag("--no-mirror", a.no_mirror, "do not also learn each chip's mirror image");
   app.add_option("--name", o.name, "the student's name in its metadata (default: its own + \"-distilled\")");
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
     auto& options = args.options;
     options.mirror = !args.no_mirror;
     options.checkpoint_dir = args.out;
+    options.device = Device::parse(args.device);
     std::unordered_set<std::string> excluded;
     for (const auto& list : args.exclude) {
       for (auto& person : eval::people_in(eval::parse_pairs(list, args.people))) excluded.insert(person);
@@ -77,18 +80,20 @@ int main(int argc, char** argv) {
     const auto everyone = train::IdentityFolder(args.people).excluding(excluded);
     const auto [train_people, validation_people] = everyone.split(0.9, options.seed);
     const auto validation = train::sample_pairs(validation_people, 400, options.seed + 1);
-    const TorchScriptBackbone teacher(args.teacher);
-    auto pipeline = example::training_pipeline(std::filesystem::path(args.teacher).parent_path(), args.student);
+    BackboneOptions teacher_options;
+    teacher_options.device = options.device;
+    const TorchScriptBackbone teacher(args.teacher, teacher_options);
+    auto pipeline = example::training_pipeline(std::filesystem::path(args.teacher).parent_path(), args.student, options.device);
     // An export is for training elsewhere, which holds back its own validation people.
     const auto& training = args.export_folder.empty() ? train_people : everyone;
-    train::Distiller distiller(args.student, teacher, &pipeline, training.images(), validation, options);
+    train::Distiller distiller(args.student, teacher, train::photo_chips(&pipeline), training.images(), validation, options);
     std::cout << "distill: " << excluded.size() << " people excluded, " << train_people.people().size()
               << " training people (" << distiller.sample_count() << " samples), " << validation_people.people().size()
               << " validation people (" << validation.size() << " pairs), " << distiller.trainable_parameter_count()
               << " trainable parameters, stem " << (distiller.caches_stem() ? "cached" : "not cached")
               << ", starting at epoch " << distiller.epochs_done() << std::endl;
     if (!args.export_folder.empty()) {
-      distiller.export_samples(args.export_folder, "." + args.export_format, args.export_quality, stderr_progress());
+      train::export_samples(distiller, &pipeline, args.export_folder, "." + args.export_format, args.export_quality, stderr_progress());
       std::cout << "exported " << training.images().size() << " chips and their teacher embeddings to "
                 << args.export_folder << "; the student to train is " << (std::filesystem::path(args.out) / "start.pt").string()
                 << std::endl;

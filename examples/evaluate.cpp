@@ -37,7 +37,7 @@
 namespace {
 
 struct Arguments {
-  std::string model, pairs, root, out = ".", calibrate, precision = "float32";
+  std::string model, pairs, root, out = ".", calibrate, precision = "float32", device = "auto";
   bool mirror = false, mirror_landmarks = false, cropped = false, linear_far = false, every_detector_size = false;
   int jitters = 0;
   std::size_t batch = 32;
@@ -48,6 +48,7 @@ void add_arguments(CLI::App& app, Arguments& a) {
   app.add_option("--pairs", a.pairs, "LFW pair file (pairs.txt, pairsDevTest.txt, ...) or CSV path_a,path_b,label")->required();
   app.add_option("--root", a.root, "folder the pair file's images are in")->required();
   app.add_option("--out", a.out, "where roc.csv and roc.png go");
+  example::add_device_option(app, a.device);
   app.add_option("--batch", a.batch, "images per backbone call")->check(CLI::Range(1, 4096));
   app.add_flag("--mirror", a.mirror, "average each embedding with its mirror image's");
   app.add_flag("--mirror-landmarks", a.mirror_landmarks, "average the landmarks with the mirror image's before aligning");
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
     using namespace siamese;
     const auto list = eval::parse_pairs(args.pairs, args.root);
     BackboneOptions options;
-    options.device = Device::automatic();
+    options.device = Device::parse(args.device);
     options.precision = parse_precision(args.precision);
     TorchScriptBackbone backbone(args.model, options);
     std::optional<FacePipeline> pipeline;

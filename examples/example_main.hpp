@@ -23,6 +23,11 @@ inline void configure(CLI::App& app) {
   app.footer(exit_codes);
 }
 
+/// --device: where every network of the example runs, chosen once (Device::parse).
+inline void add_device_option(CLI::App& app, std::string& device) {
+  app.add_option("--device", device, "where every network runs: auto (CUDA device 0 when there is one), cpu, cuda or cuda:N");
+}
+
 /// The options of a training schedule (finetune, distill); `train_help` says what --train
 /// defaults to.
 inline void add_schedule_options(CLI::App& app, siamese::train::TrainingSchedule& s, const std::string& train_help) {
@@ -36,21 +41,23 @@ inline void add_schedule_options(CLI::App& app, siamese::train::TrainingSchedule
 
 /// The face pipeline for face-dataset photos (LFW-style folders of identities): models from
 /// `models_dir`, chips of `chip_size`, the most central face, and the image centre when no face
-/// is found.
-inline siamese::FacePipeline dataset_pipeline(const std::filesystem::path& models_dir, int chip_size) {
+/// is found; its networks on `device`.
+inline siamese::FacePipeline dataset_pipeline(const std::filesystem::path& models_dir, int chip_size,
+                                              siamese::Device device) {
   siamese::FacePipelineOptions options;
   options.chip_size = chip_size;
   options.center_fallback = true;
   options.policy = siamese::FacePolicy::central;
-  return siamese::FacePipeline::from_models(models_dir, options);
+  return siamese::FacePipeline::from_models(models_dir, options, device);
 }
 
 /// dataset_pipeline() at the input size of the backbone file `backbone`, for training.
 inline siamese::FacePipeline training_pipeline(const std::filesystem::path& models_dir,
-                                               const std::filesystem::path& backbone) {
+                                               const std::filesystem::path& backbone, siamese::Device device) {
   siamese::BackboneOptions load;
   load.optimize = false;
-  return dataset_pipeline(models_dir, siamese::TorchScriptBackbone(backbone, load).input_spec().height);
+  load.device = siamese::Device::cpu();  // read for its input size only
+  return dataset_pipeline(models_dir, siamese::TorchScriptBackbone(backbone, load).input_spec().height, device);
 }
 
 /// Parses the command line with `app`, then returns `run()`, turning exceptions into messages

@@ -24,6 +24,7 @@ namespace {
 struct Arguments {
   std::string model, people, out;
   std::string mining = "semi-hard";
+  std::string device = "auto";
   siamese::train::FineTuneOptions options;
 };
 
@@ -33,6 +34,7 @@ void add_arguments(CLI::App& app, Arguments& a) {
   app.add_option("--people", a.people, "folder of identities, ROOT/<person>/<image>")->required();
   app.add_option("--out", a.out, "checkpoint folder; running again with the same folder resumes")->required();
   example::add_schedule_options(app, o, "default blocks.13 and fc, the last residual block and projection of the face model");
+  example::add_device_option(app, a.device);
   app.add_option("--steps", o.steps_per_epoch, "steps per epoch")->check(CLI::Range(1, 1000000));
   app.add_option("--margin", o.margin, "triplet margin, on raw distances")->check(CLI::PositiveNumber);
   app.add_option("--mining", a.mining, "how negatives are chosen in each batch")
@@ -49,15 +51,16 @@ int main(int argc, char** argv) {
   add_arguments(app, args);
   return example::run_main(app, argc, argv, [&] {
     using namespace siamese;
-    auto& [model, people, out, mining, options] = args;
+    auto& [model, people, out, mining, device, options] = args;
+    options.device = Device::parse(device);
     options.mining = mining == "hard" ? train::Mining::hard : mining == "random" ? train::Mining::random : train::Mining::semi_hard;
     if (options.trainable.empty()) options.trainable = {"blocks.13", "fc"};
     options.checkpoint_dir = out;
     const train::IdentityFolder everyone(people, 2);
     const auto [train_people, validation_people] = everyone.split(0.75, options.seed);
     const auto validation = train::sample_pairs(validation_people, 200, options.seed + 1);
-    auto pipeline = example::training_pipeline(std::filesystem::path(model).parent_path(), model);
-    train::FineTuner tuner(model, &pipeline, train_people, validation, options);
+    auto pipeline = example::training_pipeline(std::filesystem::path(model).parent_path(), model, options.device);
+    train::FineTuner tuner(model, train::photo_chips(&pipeline), train_people, validation, options);
     std::cout << "finetune: " << train_people.people().size() << " training people, " << validation_people.people().size()
               << " validation people (" << validation.size() << " pairs), " << tuner.trainable_parameter_count()
               << " trainable parameters, starting at epoch " << tuner.epochs_done() << '\n';

@@ -44,7 +44,7 @@ namespace {
 struct Arguments {
   std::string db, file, person, new_name, folder;
   std::vector<std::string> photos;
-  std::string model = "models/faceapi_recognition.pt";
+  std::string model = "models/faceapi_recognition.pt", device = "auto";
   std::size_t k = 5;
   double threshold = -1.0, fpir = 0.01;
   bool largest = false, json = false, allow_lookalike = false;
@@ -52,13 +52,21 @@ struct Arguments {
 
 // The model and its face pipeline (the largest face of each photo), for enrolling.
 struct Model {
-  explicit Model(const Arguments& args) : backbone(args.model), pipeline(make_pipeline(args.model, backbone.input_spec().height)) {}
+  explicit Model(const Arguments& args)
+      : backbone(args.model, backbone_options(args)),
+        pipeline(make_pipeline(args.model, backbone.input_spec().height, backbone.device())) {}
 
-  static siamese::FacePipeline make_pipeline(const std::string& model, int chip) {
+  static siamese::BackboneOptions backbone_options(const Arguments& args) {
+    siamese::BackboneOptions options;
+    options.device = siamese::Device::parse(args.device);
+    return options;
+  }
+
+  static siamese::FacePipeline make_pipeline(const std::string& model, int chip, siamese::Device device) {
     siamese::FacePipelineOptions options;
     options.chip_size = chip;
     options.policy = siamese::FacePolicy::largest;
-    return siamese::FacePipeline::from_models(std::filesystem::path(model).parent_path(), options);
+    return siamese::FacePipeline::from_models(std::filesystem::path(model).parent_path(), options, device);
   }
 
   const siamese::BackboneMetadata& metadata() const { return backbone.metadata(); }
@@ -251,6 +259,7 @@ int identify(const Arguments& args) {
   siamese::FacesOptions options;
   options.backbone = std::filesystem::path(args.model).filename();
   options.largest_face_only = args.largest;
+  options.device = siamese::Device::parse(args.device);
   siamese::Faces people(std::filesystem::path(args.model).parent_path(), options);
   const auto& backbone = people.verifier().backbone();
   const auto gallery = siamese::Gallery::open(args.db);
@@ -330,6 +339,7 @@ int main(int argc, char** argv) {
   Arguments args;
   auto model_options = [&](CLI::App* command) {
     command->add_option("--model", args.model, "backbone file; its detector and landmark models beside it");
+    example::add_device_option(*command, args.device);
     command->add_option("--threshold", args.threshold, "a fixed distance beyond which a face is unknown, whatever the gallery's size")
         ->default_str("the open-set calibration at --fpir");
     command->add_option("--fpir", args.fpir, "strangers named as someone at most this often (false positive identification rate)")

@@ -40,7 +40,7 @@
 namespace {
 
 struct Arguments {
-  std::string model = "models/faceapi_recognition.pt", people, out = ".", cache, output;
+  std::string model = "models/faceapi_recognition.pt", people, out = ".", cache, output, device = "auto";
   double share = 0.2, fpir = 0.01, confidence = 0.99;
   std::uint64_t seed = 1;
   std::size_t searches = 100000, enroll = 1, probes_per_person = 3, distractor_gallery = 4000;
@@ -55,8 +55,9 @@ using Person = siamese::train::IdentityFolder::Person;
 class PhotoEmbedder {
  public:
   explicit PhotoEmbedder(const Arguments& args)
-      : backbone_(args.model),
-        images_(backbone_, example::dataset_pipeline(std::filesystem::path(args.model).parent_path(), backbone_.input_spec().height)),
+      : backbone_(args.model, backbone_options(args)),
+        images_(backbone_, example::dataset_pipeline(std::filesystem::path(args.model).parent_path(),
+                                                     backbone_.input_spec().height, backbone_.device())),
         cache_(args.cache) {
     images_.set_progress(siamese::stderr_progress());
     if (!cache_.empty()) images_.load_cache(cache_, backbone_.metadata().name);
@@ -72,6 +73,12 @@ class PhotoEmbedder {
   const siamese::BackboneMetadata& metadata() const { return backbone_.metadata(); }
 
  private:
+  static siamese::BackboneOptions backbone_options(const Arguments& args) {
+    siamese::BackboneOptions options;
+    options.device = siamese::Device::parse(args.device);
+    return options;
+  }
+
   siamese::TorchScriptBackbone backbone_;
   siamese::ImageEmbedder<> images_;
   std::string cache_;
@@ -314,6 +321,7 @@ int main(int argc, char** argv) {
   const auto common = [&](CLI::App* command) {
     command->add_option("--people", args.people, "folder of identities, ROOT/<person>/<photo>")->required();
     command->add_option("--model", args.model, "backbone file; its detector and landmark models beside it");
+    example::add_device_option(*command, args.device);
     command->add_option("--share", args.share, "share of people (by a seeded hash of the name) on the calibration side")
         ->check(CLI::Range(0.0, 1.0));
     command->add_option("--seed", args.seed, "seed of the split and of the draws");

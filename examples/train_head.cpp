@@ -22,7 +22,7 @@
 namespace {
 
 struct Arguments {
-  std::string model, people, out, cache;
+  std::string model, people, out, cache, device = "auto";
   std::size_t pairs = 2000;
   std::uint64_t seed = 1;
   bool cropped = false;
@@ -36,6 +36,7 @@ void add_arguments(CLI::App& app, Arguments& a) {
   app.add_option("--seed", a.seed, "seed of the people split and the pair sampling");
   app.add_option("--cache", a.cache, "embedding cache file (default: OUT.embeddings)");
   app.add_flag("--cropped", a.cropped, "images are aligned face crops: no detection");
+  example::add_device_option(app, a.device);
 }
 
 }  // namespace
@@ -54,14 +55,16 @@ int main(int argc, char** argv) {
     const auto validation_pairs = train::sample_pairs(validation_people, std::max<std::size_t>(2, args.pairs / 4), args.seed + 1);
 
     // Any backbone: training a head is how one without a fitted decision gets its first.
-    const TorchScriptBackbone backbone(args.model);
+    BackboneOptions backbone_options;
+    backbone_options.device = Device::parse(args.device);
+    const TorchScriptBackbone backbone(args.model, backbone_options);
     std::optional<FacePipeline> pipeline;
     if (!args.cropped) {
       FacePipelineOptions options;
       options.chip_size = backbone.input_spec().height;
       options.center_fallback = true;
       options.policy = FacePolicy::central;  // identity folders hold face-dataset photos
-      pipeline.emplace(FacePipeline::from_models(std::filesystem::path(args.model).parent_path(), options));
+      pipeline.emplace(FacePipeline::from_models(std::filesystem::path(args.model).parent_path(), options, backbone.device()));
     }
     ImageEmbedder embedder(backbone, std::move(pipeline));
     embedder.set_progress(stderr_progress());

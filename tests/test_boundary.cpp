@@ -68,8 +68,8 @@ TEST_CASE("Folders that cannot be listed or made are FileErrors naming them", "[
     }
   }
   const siamese::train::IdentityFolder two(dir / "two");
-  CHECK_THROWS_AS(siamese::train::FineTuner(model, nullptr, two, {}, options), siamese::FileError);
-  CHECK_THROWS_WITH(siamese::train::FineTuner(model, nullptr, two, {}, options),
+  CHECK_THROWS_AS(siamese::train::FineTuner(model, siamese::train::photo_chips(nullptr), two, {}, options), siamese::FileError);
+  CHECK_THROWS_WITH(siamese::train::FineTuner(model, siamese::train::photo_chips(nullptr), two, {}, options),
                     Catch::Contains("cannot create checkpoint folder") && Catch::Contains("a-file"));
 }
 

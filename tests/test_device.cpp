@@ -26,10 +26,10 @@ TEST_CASE("Device selection on a CPU machine", "[device]") {
 
 TEST_CASE("Thread count: a sensible default, and the user's choice is kept", "[device]") {
   CHECK(siamese::default_num_threads() >= 1);
-  siamese::detail::apply_process_defaults();
+  siamese::detail::apply_process_defaults(siamese::Device::cpu());
   CHECK(torch::get_num_threads() == siamese::default_num_threads());
   siamese::set_num_threads(1);
-  siamese::detail::apply_process_defaults();
+  siamese::detail::apply_process_defaults(siamese::Device::cpu());
   CHECK(torch::get_num_threads() == 1);
   CHECK_THROWS_AS(siamese::set_num_threads(0), siamese::Error);
   siamese::set_num_threads(siamese::default_num_threads());
@@ -37,7 +37,7 @@ TEST_CASE("Thread count: a sensible default, and the user's choice is kept", "[d
 
 TEST_CASE("The first network's load tunes glibc's allocator: large blocks come from its heap", "[device]") {
 #if defined(__GLIBC__)
-  siamese::detail::apply_process_defaults();
+  siamese::detail::apply_process_defaults(siamese::Device::cpu());
   // Above glibc's largest dynamic mmap threshold (32 MiB): mapped afresh by default.
   constexpr std::size_t block = std::size_t{64} << 20;
   const auto mapped_before = ::mallinfo2().hblkhd;

@@ -42,6 +42,32 @@ TEST_CASE("Head parameters survive save and load", "[head]") {
   CHECK(loaded->bias.item<double>() == Approx(2.25));
 }
 
+TEST_CASE("A head refuses distances on another device, naming both", "[head][device][errors]") {
+  siamese::SigmoidHead head;
+  const auto elsewhere = torch::zeros({2, 1}, torch::TensorOptions(torch::kMeta));
+  CHECK_THROWS_AS(head(elsewhere), siamese::DeviceError);
+  CHECK_THROWS_WITH(head(elsewhere), Catch::Contains("cpu") && Catch::Contains("meta"));
+}
+
+TEST_CASE("A saved head loads onto the device asked for, the CPU by default", "[head][device]") {
+  fixtures::TempDir dir;
+  siamese::SigmoidHead head(siamese::SigmoidHeadOptions{-3.5, 2.25});
+  siamese::save_head(head, dir / "head.pt");
+  CHECK(siamese::load_head(dir / "head.pt")->weight.device().is_cpu());
+  CHECK(siamese::load_head(dir / "head.pt", torch::kCPU)->bias.item<double>() == Approx(2.25));
+  // Saving copies the head to the CPU first; the caller's head is untouched.
+  CHECK(head->weight.item<double>() == Approx(-3.5));
+}
+
+TEST_CASE("train_head trains on the head's device", "[head][train][device]") {
+  // Distances that are not float-exact (0.1) reach the head as float32 on its device.
+  siamese::SigmoidHead head(siamese::SigmoidHeadOptions{-1.0, 0.0});
+  const double loss = siamese::train::train_head(head, {0.1, 0.2, 0.9, 1.0}, {1, 1, 0, 0});
+  CHECK(std::isfinite(loss));
+  CHECK(head->weight.device().is_cpu());
+  CHECK(head->weight.item<double>() < -1.0);
+}
+
 TEST_CASE("Loading a head from a bad file raises typed errors", "[head][errors]") {
   fixtures::TempDir dir;
   CHECK_THROWS_AS(siamese::load_head(dir / "missing.pt"), siamese::FileError);

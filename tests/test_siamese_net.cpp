@@ -43,6 +43,17 @@ TEST_CASE("Both sides go through ONE backbone call when shapes match", "[net]") 
   CHECK(torch::allclose(out.embeddings_b, counting.inner.embed(b), 1e-5, 1e-6));
 }
 
+TEST_CASE("A SiameseNet holds its own copy of the head; the caller's is left as it was", "[net][device]") {
+  fixtures::TempDir dir;
+  siamese::SigmoidHead head(siamese::SigmoidHeadOptions{-2.0, 1.0});
+  siamese::FaceVerifier net(TorchScriptBackbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options()),
+                            siamese::EuclideanDistance(), head);
+  CHECK(net.head().ptr() != head.ptr());
+  CHECK(net.head()->weight.item<double>() == Approx(-2.0));
+  head->weight.data().fill_(5.0);
+  CHECK(net.head()->weight.item<double>() == Approx(-2.0));
+}
+
 TEST_CASE("One set of weights serves both sides", "[net]") {
   fixtures::TempDir dir;
   siamese::FaceVerifier net(TorchScriptBackbone(fixtures::save_tiny_backbone(dir),

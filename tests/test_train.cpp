@@ -14,6 +14,17 @@ using Approx = Catch::Detail::Approx;
 namespace train = siamese::train;
 namespace eval = siamese::eval;
 
+TEST_CASE("A chip source that gives the wrong shape is refused, naming the file", "[train][errors]") {
+  const siamese::train::ChipSource wrong = [](const std::filesystem::path&, const siamese::InputSpec&) {
+    return torch::zeros({3, 5, 5});
+  };
+  siamese::InputSpec spec;
+  spec.height = spec.width = 8;
+  CHECK_THROWS_AS(siamese::train::detail::checked_chip(wrong, "a/b.jpg", spec), siamese::ShapeError);
+  CHECK_THROWS_WITH(siamese::train::detail::checked_chip(wrong, "a/b.jpg", spec),
+                    Catch::Contains("'a/b.jpg'") && Catch::Contains("[3, 5, 5]") && Catch::Contains("[3,8,8]"));
+}
+
 TEST_CASE("Losses match hand-computed values", "[train][losses]") {
   const auto d = torch::tensor({0.5, 2.0, 0.3});
   const auto y = torch::tensor({1.0, 0.0, 0.0});
@@ -129,7 +140,7 @@ TEST_CASE("Fine-tuning trains only the named parameters and resumes from checkpo
   const auto before = fixtures::tiny_embedder().attr("conv_weight").toTensor().clone();
   const auto fc_before = fixtures::tiny_embedder().attr("fc_weight").toTensor().clone();
   {
-    train::FineTuner tuner(model, nullptr, people, validation, options);
+    train::FineTuner tuner(model, train::photo_chips(nullptr), people, validation, options);
     CHECK(tuner.trainable_parameter_count() == 6 * fixtures::embedding_size);
     int calls = 0;
     std::string note;
@@ -152,12 +163,12 @@ TEST_CASE("Fine-tuning trains only the named parameters and resumes from checkpo
   siamese::TorchScriptBackbone saved(dir / "checkpoints" / "last.pt", fixtures::cpu_options());
   CHECK(saved.metadata().name == "tiny-embedder");
   // A new tuner on the same folder resumes: with all epochs done, run() trains nothing more.
-  train::FineTuner resumed(model, nullptr, people, validation, options);
+  train::FineTuner resumed(model, train::photo_chips(nullptr), people, validation, options);
   CHECK(resumed.epochs_done() == 2);
   CHECK(resumed.run().empty());
   options.trainable = {"no_such_parameter"};
   options.checkpoint_dir = dir / "other";
-  CHECK_THROWS_AS(train::FineTuner(model, nullptr, people, validation, options), siamese::Error);
+  CHECK_THROWS_AS(train::FineTuner(model, siamese::train::photo_chips(nullptr), people, validation, options), siamese::Error);
 }
 
 TEST_CASE("A run stopped and resumed trains exactly as the run that never stopped", "[train][finetune]") {
@@ -177,15 +188,15 @@ TEST_CASE("A run stopped and resumed trains exactly as the run that never stoppe
   options.seed = 42;
 
   options.checkpoint_dir = dir / "straight";
-  train::FineTuner straight(model, nullptr, people, validation, options);
+  train::FineTuner straight(model, train::photo_chips(nullptr), people, validation, options);
   const auto straight_reports = straight.run();
   REQUIRE(straight_reports.size() == 3);
 
   options.checkpoint_dir = dir / "interrupted";
   auto first_part = options;
   first_part.epochs = 1;
-  train::FineTuner(model, nullptr, people, validation, first_part).run();
-  train::FineTuner resumed(model, nullptr, people, validation, options);
+  train::FineTuner(model, siamese::train::photo_chips(nullptr), people, validation, first_part).run();
+  train::FineTuner resumed(model, train::photo_chips(nullptr), people, validation, options);
   REQUIRE(resumed.epochs_done() == 1);
   const auto resumed_reports = resumed.run();
   REQUIRE(resumed_reports.size() == 2);
@@ -246,7 +257,7 @@ TEST_CASE("Distillation trains the student's top towards the teacher's embedding
 
   std::vector<train::EpochReport> reports;
   {
-    train::Distiller distiller(dir / "student.pt", teacher, nullptr, images, validation, options);
+    train::Distiller distiller(dir / "student.pt", teacher, train::photo_chips(nullptr), images, validation, options);
     CHECK(distiller.sample_count() == 12);  // each image and its mirror
     CHECK(distiller.caches_stem());
     CHECK(distiller.trainable_parameter_count() == 5 * 6 + 4 * 5 + 4);  // top, projection weight and bias
@@ -265,7 +276,7 @@ TEST_CASE("Distillation trains the student's top towards the teacher's embedding
   CHECK(best.metadata().name == "student-distilled");
   CHECK_THAT(best.metadata().weights, Catch::Contains("distilled from 'tiny-embedder' on 6 face photos"));
   // Resuming: every epoch is done, nothing more to train.
-  train::Distiller resumed(dir / "student.pt", teacher, nullptr, images, validation, options);
+  train::Distiller resumed(dir / "student.pt", teacher, train::photo_chips(nullptr), images, validation, options);
   CHECK(resumed.epochs_done() == 4);
   CHECK(resumed.run().empty());
 
@@ -273,7 +284,7 @@ TEST_CASE("Distillation trains the student's top towards the teacher's embedding
     options.trainable = {"stem", "projection"};
     options.epochs = 1;
     options.checkpoint_dir = dir / "stem";
-    train::Distiller distiller(dir / "student.pt", teacher, nullptr, images, validation, options);
+    train::Distiller distiller(dir / "student.pt", teacher, train::photo_chips(nullptr), images, validation, options);
     CHECK_FALSE(distiller.caches_stem());
     auto stem = distiller.backbone().module().attr("stem").toModule();
     const auto before = stem.attr("conv_weight").toTensor().clone();
@@ -284,15 +295,15 @@ TEST_CASE("Distillation trains the student's top towards the teacher's embedding
     options.trainable = {"top"};
     options.epochs = 1;
     options.checkpoint_dir = dir / "whole";
-    train::Distiller distiller(teacher_file, teacher, nullptr, images, validation, options);
+    train::Distiller distiller(teacher_file, teacher, train::photo_chips(nullptr), images, validation, options);
     CHECK_FALSE(distiller.caches_stem());
     CHECK(distiller.run().size() == 1);
   }
   SECTION("the training set is exported for training elsewhere, the student untouched") {
     options.checkpoint_dir = dir / "export";
-    train::Distiller distiller(dir / "student.pt", teacher, nullptr, images, validation, options);
+    train::Distiller distiller(dir / "student.pt", teacher, train::photo_chips(nullptr), images, validation, options);
     const auto folder = dir / "samples";
-    distiller.export_samples(folder);
+    train::export_samples(distiller, nullptr, folder);
     for (std::size_t i = 0; i < images.size(); ++i) {  // no pipeline: the chips are the images, lossless
       const auto chip = cv::imread((folder / "chips" / ("00000" + std::to_string(i) + ".png")).string());
       REQUIRE_FALSE(chip.empty());
@@ -324,20 +335,20 @@ TEST_CASE("Distillation trains the student's top towards the teacher's embedding
     CHECK(facts["teacher"] == "tiny-embedder");
     CHECK_FALSE(std::filesystem::exists(dir / "export" / "last.pt"));
     // Where nothing can be written, a FileError names the place.
-    CHECK_THROWS_WITH(distiller.export_samples(dir / "student.pt" / "samples"),
+    CHECK_THROWS_WITH(train::export_samples(distiller, nullptr, dir / "student.pt" / "samples"),
                       Catch::Contains("cannot create distillation samples folder '") && Catch::Contains("student.pt"));
     std::filesystem::create_directories(dir / "blocked" / "chips" / "000000.png");  // a folder where a chip goes
-    CHECK_THROWS_WITH(distiller.export_samples(dir / "blocked"), Catch::Contains("cannot write the chip '"));
-    CHECK_THROWS_AS(distiller.export_samples(dir / "blocked"), siamese::FileError);
+    CHECK_THROWS_WITH(train::export_samples(distiller, nullptr, dir / "blocked"), Catch::Contains("cannot write the chip '"));
+    CHECK_THROWS_AS(train::export_samples(distiller, nullptr, dir / "blocked"), siamese::FileError);
   }
   SECTION("bad options are refused") {
     options.checkpoint_dir = dir / "bad";
-    CHECK_THROWS_AS(train::Distiller(dir / "student.pt", teacher, nullptr, {}, validation, options), siamese::Error);
+    CHECK_THROWS_AS(train::Distiller(dir / "student.pt", teacher, train::photo_chips(nullptr), {}, validation, options), siamese::Error);
     options.batch_size = 0;
-    CHECK_THROWS_AS(train::Distiller(dir / "student.pt", teacher, nullptr, images, validation, options), siamese::Error);
+    CHECK_THROWS_AS(train::Distiller(dir / "student.pt", teacher, train::photo_chips(nullptr), images, validation, options), siamese::Error);
     options.batch_size = 4;
     options.trainable = {"no_such_parameter"};
-    CHECK_THROWS_AS(train::Distiller(dir / "student.pt", teacher, nullptr, images, validation, options), siamese::Error);
+    CHECK_THROWS_AS(train::Distiller(dir / "student.pt", teacher, train::photo_chips(nullptr), images, validation, options), siamese::Error);
   }
 }
 

@@ -88,7 +88,7 @@ class TorchScriptBackbone {
   /// DeviceError (float16 off CUDA; bfloat16 on a CPU without AVX512-BF16 or AMX).
   explicit TorchScriptBackbone(const std::filesystem::path& file, BackboneOptions options = {})
       : file_(file.string()), device_(options.device) {
-    detail::apply_process_defaults();
+    detail::apply_process_defaults(device_);
     auto loaded = detail::load_module(file_, device_);
     module_ = loaded.module;
     has_metadata_file_ = loaded.metadata.has_value();
@@ -105,13 +105,16 @@ class TorchScriptBackbone {
       detail::validate_input_spec(*options.input_spec, "input spec given for '" + file_ + "'");
       metadata_.input = *options.input_spec;
     }
-    check_with_probe();
     if (options.precision == Precision::float16 && !device_.is_cuda()) {
       throw DeviceError("float16 precision needs a CUDA device; '" + file_ + "' is on " + device_.str());
     }
     if (options.precision == Precision::bfloat16 && !device_.is_cuda() && !cpu_has_native_bfloat16()) {
       throw DeviceError("bfloat16 precision for '" + file_ + "' needs a CUDA device or a CPU with AVX512-BF16 or "
                         "AMX; this CPU has neither, and emulated bfloat16 is slower than float32");
+    }
+    if (options.precision == Precision::bfloat16 && device_.is_cuda() && !cuda_has_native_bfloat16(device_)) {
+      throw DeviceError("bfloat16 precision for '" + file_ + "' needs a GPU of compute capability 8.0 or later (" +
+                        device_.str() + " is older: it emulates bfloat16)");
     }
     precision_ = options.precision;
     if (precision_ != Precision::float32) module_.to(compute_type());
@@ -121,6 +124,9 @@ class TorchScriptBackbone {
         optimized_ = true;
       }
     }
+    // Probed last, as embed() will run it: a conversion or optimisation the device cannot run
+    // fails here, at load, not at the first embed().
+    check_with_probe();
   }
 
   /// Embeds a batch of images.
@@ -131,18 +137,9 @@ class TorchScriptBackbone {
   torch::Tensor embed(const torch::Tensor& images) const {
     check_input(images);
     torch::InferenceMode guard;
-    auto input = images;
-    if (device_.is_cuda() && images.is_cpu()) {
-      // Page-locked memory lets the copy run asynchronously with the host's next batch.
-      input = images.pin_memory().to(device_.torch_device(), /*non_blocking=*/true);
-    } else {
-      input = detail::moved_to(images, device_.torch_device(), torch::kFloat32, "backbone '" + file_ + "'");
-    }
-    if (precision_ == Precision::float32) return run(input);
-    input = input.to(compute_type());
-    // oneDNN's bfloat16 convolutions are fastest on channels-last tensors (1.3x at batch 8).
-    if (!device_.is_cuda()) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
-    return run(input).to(torch::kFloat32);
+    // A plain copy: pinning a pageable batch first costs a second host copy, and run() reads
+    // the result back (its finiteness check) before the next batch could overlap anyway.
+    return run_in_precision(detail::moved_to(images, device_.torch_device(), torch::kFloat32, "backbone '" + file_ + "'"));
   }
 
   const BackboneMetadata& metadata() const { return metadata_; }
@@ -184,6 +181,16 @@ class TorchScriptBackbone {
     }
   }
 
+  // `input` float32 on device() -> float32 embeddings: converted to the compute type first.
+  // Requires inference or no-grad mode set by the caller.
+  torch::Tensor run_in_precision(torch::Tensor input) const {
+    if (precision_ == Precision::float32) return run(input);
+    input = input.to(compute_type());
+    // oneDNN's bfloat16 convolutions are fastest on channels-last tensors (1.3x at batch 8).
+    if (!device_.is_cuda()) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+    return run(input);  // run_module returns float32
+  }
+
   // Runs forward and checks the result. Requires inference or no-grad mode set by the caller.
   torch::Tensor run(const torch::Tensor& images) const {
     const auto embeddings = detail::run_module(module_, images, file_);
@@ -199,7 +206,14 @@ class TorchScriptBackbone {
     torch::InferenceMode guard;
     const auto probe = torch::zeros({1, 3, metadata_.input.height, metadata_.input.width},
                                     torch::TensorOptions(device_.torch_device()));
-    const auto output = run(probe);
+    torch::Tensor output;
+    try {
+      output = run_in_precision(probe);
+    } catch (const ModelError& e) {
+      if (precision_ == Precision::float32 && !optimized_) throw;
+      throw ModelError("'" + file_ + "' cannot run in " + precision_name(precision_) + (optimized_ ? ", optimised," : "") +
+                       " on " + device_.str() + ": " + e.what());
+    }
     const std::int64_t produced = output.size(1);
     if (has_metadata_file_ && produced != metadata_.embedding_size) {
       throw MetadataError("metadata of '" + file_ + "' says embedding_size " +

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <siamese/detail/torchscript.hpp>
+#include <siamese/detail/helper_network.hpp>
 #include <siamese/device.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/preprocess.hpp>
@@ -173,7 +173,7 @@ struct TinyFaceDetectorOptions {
   bool coarse_to_fine = false;
   float score_threshold = 0.5F;  ///< keep boxes whose score is above this
   float iou_threshold = 0.4F;    ///< non-maximum suppression overlap
-  Device device = Device::cpu();
+  Device device = Device::automatic();
   /// Photos per network call in detect_batch(); 0 chooses from the device: one on a CPU,
   /// where a photo's activations stay in cache (16 LFW photos per call at 256 ran 1.5-2x
   /// slower per photo than one, benchmarks/pipeline_breakdown), 16 on a GPU.
@@ -193,7 +193,7 @@ class TinyFaceDetector : public FaceDetector {
   /// options out of range.
   explicit TinyFaceDetector(const std::filesystem::path& model, TinyFaceDetectorOptions options = {})
       : options_(checked(std::move(options))),
-        network_((detail::apply_process_defaults(), model.string()), options_.device) {}
+        network_((detail::apply_process_defaults(options_.device), model.string()), options_.device) {}
 
   std::vector<FaceDetection> detect(const cv::Mat& rgb) override { return detect_batch({rgb}).front(); }
 

@@ -16,6 +16,14 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+// A CUDA build of LibTorch ships ATen's CUDA headers and puts the CUDA toolkit's on the
+// include path; a CPU build (Debian's) has neither.
+#if __has_include(<ATen/cuda/CUDAContext.h>) && __has_include(<cuda_runtime_api.h>)
+#include <ATen/cuda/CUDAContext.h>
+#define SIAMESE_HAS_CUDA_HEADERS 1
+#else
+#define SIAMESE_HAS_CUDA_HEADERS 0
+#endif
 
 namespace siamese {
 
@@ -35,9 +43,11 @@ class Device {
       throw DeviceError("CUDA device " + std::to_string(index) +
                         " requested, but this LibTorch build or machine has no CUDA device");
     }
-    if (index < 0 || static_cast<std::size_t>(index) >= torch::cuda::device_count()) {
-      throw DeviceError("CUDA device " + std::to_string(index) + " requested, but only " +
-                        std::to_string(torch::cuda::device_count()) + " are visible");
+    // device_count() is size_t in LibTorch 1.x and c10::DeviceIndex in 2.x: compare as long long.
+    const auto visible = static_cast<long long>(torch::cuda::device_count());
+    if (index < 0 || index >= visible) {
+      throw DeviceError("CUDA device " + std::to_string(index) + " requested, but only " + std::to_string(visible) +
+                        " are visible");
     }
     return Device(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index)));
   }
@@ -131,6 +141,18 @@ inline bool cpu_has_native_bfloat16() {
 #endif
 }
 
+/// Whether `device`, a CUDA device, computes bfloat16 in hardware: compute capability 8.0
+/// (Ampere) or later; older GPUs emulate it. Built against a LibTorch without CUDA headers
+/// (where no CUDA device can exist) it answers from the device type alone.
+inline bool cuda_has_native_bfloat16(const Device& device) {
+  if (!device.is_cuda()) return false;
+#if SIAMESE_HAS_CUDA_HEADERS
+  return at::cuda::getDeviceProperties(device.torch_device().index())->major >= 8;
+#else
+  return true;
+#endif
+}
+
 /// Asks the library to leave the C library's allocator settings as they are. Call it before
 /// the first network loads; without it, that load tunes glibc's malloc for tensors, once per
 /// process: blocks of up to 1 GiB come from its heaps instead of a fresh mmap() each, and up
@@ -143,13 +165,17 @@ inline bool cpu_has_native_bfloat16() {
 inline void keep_allocator_settings() { detail::allocator_settings_kept() = true; }
 
 namespace detail {
-/// The library's process-wide defaults, applied once, when the first network loads:
-/// default_num_threads() unless the user chose a count, and the allocator tuning that
-/// keep_allocator_settings() describes unless the user declined it.
-inline void apply_process_defaults() {
-  static std::atomic<bool> applied{false};
-  if (applied.exchange(true)) return;
-  if (!threads_chosen_by_user()) torch::set_num_threads(default_num_threads());
+/// The library's process-wide defaults, applied once each: when the first network loads onto
+/// the CPU, default_num_threads() unless the user chose a count (a network on a GPU leaves the
+/// count alone: its host threads only feed the device); when the first network loads anywhere,
+/// the allocator tuning that keep_allocator_settings() describes unless the user declined it.
+inline void apply_process_defaults(const Device& device) {
+  static std::atomic<bool> threads_applied{false};
+  if (!device.is_cuda() && !threads_applied.exchange(true) && !threads_chosen_by_user()) {
+    torch::set_num_threads(default_num_threads());
+  }
+  static std::atomic<bool> allocator_applied{false};
+  if (allocator_applied.exchange(true)) return;
 #if defined(__GLIBC__)
   if (!allocator_settings_kept()) {
     constexpr int one_gibibyte = 1 << 30;

@@ -73,7 +73,7 @@ class FacePipeline {
   /// of face-api. Falls back to the Haar cascade when the detector model is absent; to box
   /// crops when the landmark model is.
   static FacePipeline from_models(const std::filesystem::path& dir, FacePipelineOptions options = {},
-                                  Device device = Device::cpu()) {
+                                  Device device = Device::automatic()) {
     std::error_code ec;
     std::unique_ptr<FaceDetector> detector;
     if (std::filesystem::exists(dir / "faceapi_tiny_detector.pt", ec)) {

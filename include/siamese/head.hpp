@@ -31,11 +31,16 @@ struct SigmoidHeadOptions {
 };
 
 /// The Dense(1) on the distance: `p = sigmoid(w * d + b)` with learnable scalars w and b.
-class SigmoidHeadImpl : public torch::nn::Module {
+/// Cloneable, so that a SiameseNet can hold its own copy on its own device.
+class SigmoidHeadImpl : public torch::nn::Cloneable<SigmoidHeadImpl> {
  public:
-  explicit SigmoidHeadImpl(SigmoidHeadOptions options = {})
-      : weight(register_parameter("weight", torch::tensor({options.weight}, torch::kFloat32))),
-        bias(register_parameter("bias", torch::tensor({options.bias}, torch::kFloat32))) {}
+  explicit SigmoidHeadImpl(SigmoidHeadOptions options = {}) : options_(options) { reset(); }
+
+  /// (Re)creates the parameters from the options (torch::nn::Cloneable's contract).
+  void reset() override {
+    weight = register_parameter("weight", torch::tensor({options_.weight}, torch::kFloat32));
+    bias = register_parameter("bias", torch::tensor({options_.bias}, torch::kFloat32));
+  }
 
   /// Requires: distances of any shape (typically [N,1]), floating point.
   /// Ensures: probabilities of the same shape in (0, 1).
@@ -48,6 +53,10 @@ class SigmoidHeadImpl : public torch::nn::Module {
     if (!distances.defined() || !distances.is_floating_point()) {
       throw ShapeError("SigmoidHead needs floating-point distances, got " +
                        detail::dtype_string(distances));
+    }
+    if (distances.device() != weight.device()) {
+      throw DeviceError("SigmoidHead lives on " + weight.device().str() + " but got distances on " +
+                        distances.device().str());
     }
     return distances * weight + bias;
   }
@@ -64,31 +73,36 @@ class SigmoidHeadImpl : public torch::nn::Module {
 
   torch::Tensor weight;
   torch::Tensor bias;
+
+ private:
+  SigmoidHeadOptions options_;
 };
 TORCH_MODULE(SigmoidHead);
 
-/// Saves the head's parameters (torch::save archive).
+/// Saves the head's parameters (torch::save archive) from a CPU copy, wherever the head lives,
+/// so that a head trained on a GPU loads on a machine without one. `head` is not changed.
 inline void save_head(const SigmoidHead& head, const std::filesystem::path& file) {
   try {
-    torch::save(head, file.string());
+    const auto on_cpu = std::dynamic_pointer_cast<SigmoidHeadImpl>(head->clone(torch::kCPU));
+    torch::save(SigmoidHead(on_cpu), file.string());
   } catch (const c10::Error& e) {
     throw FileError("cannot write head '" + file.string() + "': " + e.what_without_backtrace());
   }
 }
 
-/// Loads a head saved by save_head().
-/// Ensures: one finite float32 weight, not 0, and one finite bias.
+/// Loads a head saved by save_head() onto `device` (the CPU unless given).
+/// Ensures: one finite float32 weight, not 0, and one finite bias, on `device`.
 /// Throws FileError when the file is missing, ModelError when it holds no head parameters or
 /// parameters of another shape, NumericError when they are not finite or the weight is 0 (a
 /// head that cannot tell distances apart).
-inline SigmoidHead load_head(const std::filesystem::path& file) {
+inline SigmoidHead load_head(const std::filesystem::path& file, torch::Device device = torch::kCPU) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
     throw FileError("head file '" + file.string() + "' does not exist");
   }
   SigmoidHead head;
   try {
-    torch::load(head, file.string());
+    torch::load(head, file.string(), torch::Device(torch::kCPU));
   } catch (const c10::Error& e) {
     throw ModelError("'" + file.string() + "' is not a saved SigmoidHead: " + detail::error_summary(e.what()));
   }
@@ -103,6 +117,11 @@ inline SigmoidHead load_head(const std::filesystem::path& file) {
   if (!std::isfinite(weight) || !std::isfinite(bias) || weight == 0.0) {
     throw NumericError("head '" + file.string() + "' has non-finite parameters or a zero weight (w " +
                        std::to_string(weight) + ", b " + std::to_string(bias) + ")");
+  }
+  try {
+    head->to(device);
+  } catch (const c10::Error& e) {
+    throw DeviceError("head '" + file.string() + "' cannot move to " + device.str() + ": " + detail::error_summary(e.what()));
   }
   return head;
 }

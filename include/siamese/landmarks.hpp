@@ -1,6 +1,6 @@
 #pragma once
 
-#include <siamese/detail/torchscript.hpp>
+#include <siamese/detail/helper_network.hpp>
 #include <siamese/detect.hpp>
 #include <siamese/device.hpp>
 #include <siamese/errors.hpp>
@@ -24,8 +24,8 @@ class LandmarkDetector68 {
   static constexpr int point_count = 68;
 
   /// Throws FileError/ModelError/MetadataError for a missing or wrong model file.
-  explicit LandmarkDetector68(const std::filesystem::path& model, Device device = Device::cpu())
-      : network_((detail::apply_process_defaults(), model.string()), device) {}
+  explicit LandmarkDetector68(const std::filesystem::path& model, Device device = Device::automatic())
+      : network_((detail::apply_process_defaults(device), model.string()), device) {}
 
   /// Landmarks of the face in `box` of an 8-bit RGB image, as face-api finds them: the box
   /// (clipped to the image) is cut out, padded to a centred square with zeros, resized to the

@@ -3,6 +3,7 @@
 // The umbrella header: everything public in one include.
 #include <siamese/align.hpp>
 #include <siamese/backbone.hpp>
+#include <siamese/core.hpp>
 #include <siamese/decision.hpp>
 #include <siamese/detect.hpp>
 #include <siamese/device.hpp>
@@ -15,6 +16,7 @@
 #include <siamese/gallery.hpp>
 #include <siamese/gallery_store.hpp>
 #include <siamese/head.hpp>
+#include <siamese/index.hpp>
 #include <siamese/image.hpp>
 #include <siamese/landmarks.hpp>
 #include <siamese/metadata.hpp>

@@ -74,8 +74,10 @@ inline torch::Tensor as_batch(const torch::Tensor& image) {
 ///   [N,D], and `Device device() const`. TorchScriptBackbone is the standard one.
 /// - Distance: `torch::Tensor operator()(a [N,D], b [N,D]) const -> [N,1]` and a static
 ///   `direction` (see distance.hpp).
-/// - Head: callable on [N,1] distances, returning [N,1] probabilities; moved to the backbone's
-///   device when it is a torch module holder.
+/// - Head: callable on [N,1] distances, returning [N,1] probabilities. When it is a torch
+///   module holder (SigmoidHead), the net holds its own copy on the backbone's device
+///   (Module::clone: the module must be a torch::nn::Cloneable); the caller's head is left
+///   where it was, and head() reaches the net's copy.
 ///
 /// Inference runs under torch::InferenceMode. Concurrent calls from several threads are safe
 /// as long as no thread changes the parts at the same time.
@@ -97,7 +99,13 @@ class SiameseNet {
   explicit SiameseNet(Backbone backbone, Distance distance = Distance{}, Head head = Head{})
       : backbone_(std::move(backbone)), distance_(std::move(distance)), head_(std::move(head)) {
     if constexpr (detail::is_movable_module<Head>::value) {
-      head_->to(backbone_.device().torch_device());
+      using Impl = typename Head::Impl;
+      const auto device = backbone_.device().torch_device();
+      try {
+        head_ = Head(std::dynamic_pointer_cast<Impl>(head_->clone(device)));
+      } catch (const c10::Error& e) {
+        throw DeviceError("SiameseNet cannot place its head on " + device.str() + ": " + detail::error_summary(e.what()));
+      }
     }
   }
 

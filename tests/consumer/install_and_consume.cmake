@@ -21,6 +21,11 @@ run(${CMAKE_COMMAND} -S "${SIAMESE_SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/c
     -G "${GENERATOR}" -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON)
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")
 run("${WORK_DIR}/consumer/consumer")
+# The core alone: found with COMPONENTS core, built with no OpenCV on its include path.
+run(${CMAKE_COMMAND} -S "${SIAMESE_SOURCE_DIR}/tests/consumer_core" -B "${WORK_DIR}/consumer_core"
+    -G "${GENERATOR}" -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON)
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer_core")
+run("${WORK_DIR}/consumer_core/core_consumer")
 # Installed with siamese::faiss: the consumer must have built and must run its FAISS program.
 file(GLOB_RECURSE faiss_exports "${prefix}/siameseFaissTargets.cmake")
 if(faiss_exports)

@@ -2,24 +2,16 @@
 
 #include <siamese/backbone.hpp>
 #include <siamese/errors.hpp>
-#include <siamese/face.hpp>
-#include <siamese/image.hpp>
-#include <siamese/preprocess.hpp>
 #include <siamese/progress.hpp>
+#include <siamese/train/chips.hpp>
 #include <siamese/train/epoch_trainer.hpp>
 
-#include <nlohmann/json.hpp>
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <numeric>
 #include <random>
 #include <string>
@@ -62,13 +54,13 @@ struct DistillOptions : TrainingSchedule {
 /// stem output's size x 2 bytes (InceptionV3 at 160 split at mixed7: 98 KB per sample).
 class Distiller : public detail::EpochTrainer<DistillOptions> {
  public:
-  /// Requires: `images` not empty (photos of people not in any test list), every file a
-  /// readable image; the teacher loaded on any device. `pipeline` may be null (images are
-  /// already face chips); else its chip size should be the student's input side.
+  /// Requires: `images` not empty (photos of people not in any test list), each one `chips`
+  /// can give (photo_chips() reads and aligns photos; its chip size should then be the
+  /// student's input side); the teacher loaded on any device.
   /// Throws Error for bad options, ModelError / MetadataError for unloadable models.
-  Distiller(const std::filesystem::path& student, const TorchScriptBackbone& teacher, FacePipeline* pipeline,
+  Distiller(const std::filesystem::path& student, const TorchScriptBackbone& teacher, ChipSource chips,
             std::vector<std::filesystem::path> images, std::vector<eval::ImagePair> validation, DistillOptions options)
-      : EpochTrainer("distillation", pipeline, std::move(validation), std::move(options)), teacher_(teacher),
+      : EpochTrainer("distillation", std::move(chips), std::move(validation), std::move(options)), teacher_(teacher),
         images_(std::move(images)) {
     if (images_.empty()) throw Error("Distiller needs at least one training image");
     if (options_.batch_size < 1) throw Error("Distiller needs a batch size of at least 1");
@@ -89,16 +81,16 @@ class Distiller : public detail::EpochTrainer<DistillOptions> {
   /// True when stem outputs are cached (the stem is frozen).
   bool caches_stem() const { return cache_stem_; }
 
-  /// Reads, aligns and embeds every image with the teacher, and runs the frozen stem, once.
-  /// run() calls it when needed; call it first to see its progress ("distillation data",
-  /// in images). Throws the first unreadable image's error, naming the file.
+  /// Gets every image's chip, embeds it with the teacher, and runs the frozen stem, once,
+  /// keeping the results in host memory. run() calls it when needed; call it first to see its
+  /// progress ("distillation data", in images). Throws the first unreadable image's error,
+  /// naming the file.
   void prepare(const ProgressCallback& progress = {}) {
     if (!inputs_.empty()) return;
-    const auto& student_spec = backbone_->input_spec();
-    for_each_chunk(progress, [&](std::size_t, std::vector<cv::Mat>& chips, const torch::Tensor& targets) {
-      auto inputs = to_input_batch(chips, student_spec);
-      if (cache_stem_) inputs = backbone_->module().attr("stem").toModule().forward({inputs}).toTensor();
-      inputs = inputs.to(torch::kHalf);
+    for_each_chunk(progress, [&](std::size_t, const torch::Tensor& chips, const torch::Tensor& targets) {
+      auto inputs = chips;
+      if (cache_stem_) inputs = backbone_->module().attr("stem").toModule().forward({on_device(chips)}).toTensor();
+      inputs = inputs.to(torch::kCPU, torch::kHalf);
       for (std::int64_t i = 0; i < inputs.size(0); ++i) {
         inputs_.push_back(inputs[i].clone());
         targets_.push_back(targets[i].clone());
@@ -106,87 +98,39 @@ class Distiller : public detail::EpochTrainer<DistillOptions> {
     });
   }
 
-  /// Writes the training set that prepare() computes, for training elsewhere (a GPU machine:
-  /// tools/distill_gpu.py), into `folder`:
-  ///   chips/NNNNNN<extension>  image N's aligned chip, at the student's input side, as
-  ///                            cv::imwrite writes it (".png" lossless; ".webp" / ".jpg" at
-  ///                            `quality`); a mirror image is its horizontal flip
-  ///   samples.tsv              "index<TAB>person<TAB>source file" per image, in order
-  ///   targets.f16              float16, little-endian, [images, 2 if mirror else 1, D]: the
-  ///                            teacher's embedding of the chip (and of its mirror image)
-  ///   samples.json             image count, mirror, D, chip side, extension, teacher name;
-  ///                            written last, so a folder without it is an unfinished export
-  /// Ensures: nothing in the student is trained or changed. Throws the first unreadable
-  /// image's error, naming the file, and FileError when a file cannot be written.
-  void export_samples(const std::filesystem::path& folder, const std::string& extension = ".png", int quality = 95,
-                      const ProgressCallback& progress = {}) {
-    siamese::detail::create_folder(folder / "chips", "distillation samples");
-    std::ofstream samples(folder / "samples.tsv"), targets(folder / "targets.f16", std::ios::binary);
-    if (!samples || !targets) throw FileError("cannot write the distillation samples in '" + folder.string() + "'");
-    const std::vector<int> parameters = {extension == ".webp" ? cv::IMWRITE_WEBP_QUALITY : cv::IMWRITE_JPEG_QUALITY,
-                                         quality};
-    const std::int64_t views = options_.mirror ? 2 : 1;
-    for_each_chunk(progress, [&](std::size_t first, std::vector<cv::Mat>& chips, const torch::Tensor& embeddings) {
-      const auto images = static_cast<std::int64_t>(chips.size()) / views;
-      // [views * images, D] -> [images, views, D]: each image's chip, then its mirror image.
-      const auto ordered = embeddings.view({views, images, -1}).transpose(0, 1).contiguous().to(torch::kHalf);
-      targets.write(static_cast<const char*>(ordered.data_ptr()), static_cast<std::streamsize>(ordered.nbytes()));
-      for (std::int64_t i = 0; i < images; ++i) {
-        const auto index = first + static_cast<std::size_t>(i);
-        char name[16];
-        std::snprintf(name, sizeof name, "%06zu", index);
-        const auto file = folder / "chips" / (name + extension);
-        cv::Mat bgr;  // the library's images are RGB; image files are written from BGR
-        cv::cvtColor(chips[static_cast<std::size_t>(i)], bgr, cv::COLOR_RGB2BGR);
-        if (!cv::imwrite(file.string(), bgr, parameters)) {
-          throw FileError("cannot write the chip '" + file.string() + "'");
-        }
-        samples << index << '\t' << images_[index].parent_path().filename().string() << '\t' << images_[index].string()
-                << '\n';
-      }
-    });
-    if (!samples.flush() || !targets.flush()) throw FileError("cannot write the distillation samples in '" + folder.string() + "'");
-    nlohmann::json facts = {{"images", images_.size()},
-                            {"mirror", options_.mirror},
-                            {"embedding_size", teacher_.embedding_size()},
-                            {"side", backbone_->input_spec().width},
-                            {"extension", extension},
-                            {"teacher", teacher_.metadata().name}};
-    siamese::detail::write_file_atomically(folder / "samples.json", facts.dump(2) + "\n", "distillation samples");
-  }
+  /// The images, the teacher and whether mirror images are learnt: what export_samples()
+  /// (siamese/train/photo_chips.hpp) writes out.
+  const std::vector<std::filesystem::path>& images() const { return images_; }
+  const TorchScriptBackbone& teacher() const { return teacher_; }
+  bool mirror() const { return options_.mirror; }
 
  private:
-  /// Calls consume(first image index, chips, teacher embeddings) for every chunk of up to 32
-  /// images, in order: their aligned chips, then (with mirror) the chips' mirror images, and
-  /// the teacher's embeddings of all of them, [chips, D] float32 on the CPU.
+  /// Calls consume(first image index, student inputs, teacher embeddings) for every chunk of up
+  /// to 32 images, in order: the student's inputs [chips,3,H,W] float32 of the images' chips,
+  /// then (with mirror) of their mirror images, and the teacher's embeddings of the same chips
+  /// at its own input spec, [chips, D] float32 on the CPU.
   template <class Consume>
   void for_each_chunk(const ProgressCallback& progress, Consume consume) {
     torch::NoGradGuard no_grad;
     ProgressCounter counter(progress, "distillation data", "images", images_.size());
+    const auto& student_spec = backbone_->input_spec();
+    const auto& teacher_spec = teacher_.input_spec();
+    const bool same_spec = student_spec == teacher_spec;
     constexpr std::size_t chunk = 32;
     for (std::size_t first = 0; first < images_.size(); first += chunk) {
       const std::size_t last = std::min(images_.size(), first + chunk);
-      std::vector<cv::Mat> photos;
-      std::vector<std::string> names;
+      std::vector<torch::Tensor> student, teacher;
       for (std::size_t i = first; i < last; ++i) {
-        photos.push_back(read_image(images_[i]));
-        names.push_back(images_[i].string());
+        student.push_back(detail::checked_chip(chip_source_, images_[i], student_spec).to(torch::kCPU));
+        teacher.push_back(same_spec ? student.back()
+                                    : detail::checked_chip(chip_source_, images_[i], teacher_spec).to(torch::kCPU));
       }
-      std::vector<cv::Mat> chips;
-      if (pipeline_) {
-        for (auto& face : pipeline_->align_batch(photos, names)) chips.push_back(face.chip);
-      } else {
-        chips = photos;
+      auto student_batch = torch::stack(student), teacher_batch = torch::stack(teacher);
+      if (options_.mirror) {  // normalisation is per pixel, so a flipped input is the flipped chip's input
+        student_batch = torch::cat({student_batch, student_batch.flip({3})});
+        teacher_batch = torch::cat({teacher_batch, teacher_batch.flip({3})});
       }
-      if (options_.mirror) {
-        for (std::size_t i = 0, n = chips.size(); i < n; ++i) {
-          cv::Mat flipped;
-          cv::flip(chips[i], flipped, 1);
-          chips.push_back(flipped);
-        }
-      }
-      const auto targets = teacher_.embed(to_input_batch(chips, teacher_.input_spec())).to(torch::kCPU);
-      consume(first, chips, targets);
+      consume(first, student_batch, teacher_.embed(teacher_batch).to(torch::kCPU));
       counter.advance(last - first);
     }
   }
@@ -210,10 +154,10 @@ class Distiller : public detail::EpochTrainer<DistillOptions> {
       targets.push_back(targets_[order_[i]]);
     }
     next_ = end == order_.size() ? 0 : end;
-    const auto input = torch::stack(inputs).to(torch::kFloat32);
+    const auto input = on_device(torch::stack(inputs));
     auto& module = backbone_->module();
     const auto output = (cache_stem_ ? module.get_method("from_stem")({input}) : module.forward({input})).toTensor();
-    return optimise((output - torch::stack(targets)).pow(2).sum(1).mean());
+    return optimise((output - on_device(torch::stack(targets))).pow(2).sum(1).mean());
   }
 
   void write_start(const std::filesystem::path& student, const std::filesystem::path& file) const {

@@ -7,10 +7,8 @@
 #include <siamese/errors.hpp>
 #include <siamese/eval/metrics.hpp>
 #include <siamese/eval/pairs.hpp>
-#include <siamese/face.hpp>
-#include <siamese/image.hpp>
-#include <siamese/preprocess.hpp>
 #include <siamese/progress.hpp>
+#include <siamese/train/chips.hpp>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -42,6 +40,9 @@ struct TrainingSchedule {
   int patience = 2;                ///< early stopping: epochs without validation gain
   std::uint64_t seed = 1;
   std::filesystem::path checkpoint_dir;  ///< where checkpoints go; required
+  /// Where the network, its inputs and the optimiser's state live while training. Checkpoints
+  /// load on any device, whichever this is.
+  Device device = Device::automatic();
 };
 
 /// What an epoch achieved.
@@ -61,9 +62,9 @@ namespace detail {
 /// `Options` derives from TrainingSchedule. A derived class supplies steps_per_epoch() and
 /// train_step(), and calls start() from its constructor.
 ///
-/// Checkpoints in checkpoint_dir: last.pt (TorchScript with metadata, an ordinary backbone
-/// file), optimizer.pt, state.json; best.pt is the model with the best validation accuracy so
-/// far. Starting on a folder with state.json resumes from it. The module stays in eval mode:
+/// Checkpoints in checkpoint_dir, each loadable on any device: last.pt (TorchScript with
+/// metadata, an ordinary backbone file), optimizer.pt, state.json; best.pt is the model with the
+/// best validation accuracy so far. Starting on a folder with state.json resumes from it. The module stays in eval mode:
 /// BatchNorm statistics and dropout stay as they are at inference.
 template <class Options>
 class EpochTrainer {
@@ -92,7 +93,7 @@ class EpochTrainer {
       std::vector<torch::Tensor> chips;
       const std::size_t last = std::min(files.size(), first + batch);
       for (std::size_t i = first; i < last; ++i) chips.push_back(chip(files[i]));
-      const torch::Tensor e = backbone_->module().forward({torch::stack(chips)}).toTensor();
+      const torch::Tensor e = backbone_->module().forward({on_device(torch::stack(chips))}).toTensor();
       for (std::size_t i = first; i < last; ++i) embedding[files[i].string()] = e[static_cast<std::int64_t>(i - first)];
     }
     std::vector<double> distances;
@@ -152,9 +153,10 @@ class EpochTrainer {
 
  protected:
   /// `task` names the work in progress reports and errors ("fine-tuning", "distillation").
-  EpochTrainer(std::string task, FacePipeline* pipeline, std::vector<eval::ImagePair> validation, Options options)
-      : task_(std::move(task)), pipeline_(pipeline), validation_(std::move(validation)), options_(std::move(options)),
-        rng_(options_.seed) {
+  EpochTrainer(std::string task, ChipSource chips, std::vector<eval::ImagePair> validation, Options options)
+      : task_(std::move(task)), chip_source_(std::move(chips)), validation_(std::move(validation)),
+        options_(std::move(options)), rng_(options_.seed) {
+    if (!chip_source_) throw Error(task_ + " needs a chip source");
     if (options_.trainable.empty()) throw Error(task_ + " needs at least one trainable parameter prefix");
     if (options_.checkpoint_dir.empty()) throw Error(task_ + " needs a checkpoint_dir");
   }
@@ -167,7 +169,7 @@ class EpochTrainer {
     siamese::detail::create_folder(options_.checkpoint_dir, "checkpoint");
     const bool resume_now = resuming();
     BackboneOptions load;
-    load.device = Device::cpu();
+    load.device = options_.device;
     load.optimize = false;
     backbone_.emplace(resume_now ? options_.checkpoint_dir / "last.pt" : model, load);
     for (const auto& parameter : backbone_->module().named_parameters(/*recurse=*/true)) {
@@ -197,14 +199,17 @@ class EpochTrainer {
     return loss.item<double>();
   }
 
-  /// The input tensor [3,H,W] of `file`'s aligned face (the whole image without a pipeline),
-  /// computed once.
+  /// The input tensor [3,H,W] of `file`'s face at the backbone's input spec, on the CPU, from
+  /// the chip source once.
   torch::Tensor chip(const std::filesystem::path& file) {
     auto found = chips_.find(file.string());
     if (found != chips_.end()) return found->second;
-    const auto image = read_image(file);
-    const cv::Mat face = pipeline_ ? pipeline_->align(image, file.string()).chip : image;
-    return chips_[file.string()] = to_input_tensor(face, backbone_->input_spec())[0];
+    return chips_[file.string()] = detail::checked_chip(chip_source_, file, backbone_->input_spec()).to(torch::kCPU);
+  }
+
+  /// `batch` on the training device, as float32.
+  torch::Tensor on_device(const torch::Tensor& batch) const {
+    return siamese::detail::moved_to(batch, options_.device.torch_device(), torch::kFloat32, task_);
   }
 
   bool parameter_is_trainable(const std::string& name) const {
@@ -213,7 +218,7 @@ class EpochTrainer {
   }
 
   std::string task_;
-  FacePipeline* pipeline_;
+  ChipSource chip_source_;
   std::vector<eval::ImagePair> validation_;
   Options options_;
   std::mt19937_64 rng_;
@@ -254,7 +259,7 @@ class EpochTrainer {
       epoch_ = static_cast<int>(siamese::detail::json_integer(state.at("epoch"), "epoch", 0, 1 << 30));
       best_accuracy_ = siamese::detail::json_number(state.at("best_validation_accuracy"), "best_validation_accuracy");
       bad_epochs_ = static_cast<int>(siamese::detail::json_integer(state.at("bad_epochs"), "bad_epochs", 0, 1 << 30));
-      torch::load(*optimizer_, (options_.checkpoint_dir / "optimizer.pt").string());
+      torch::load(*optimizer_, (options_.checkpoint_dir / "optimizer.pt").string(), options_.device.torch_device());
     } catch (const std::exception& e) {
       throw ModelError("cannot resume from '" + options_.checkpoint_dir.string() + "': " + e.what());
     }

@@ -2,7 +2,7 @@
 
 #include <siamese/distance.hpp>
 #include <siamese/errors.hpp>
-#include <siamese/face.hpp>
+#include <siamese/train/chips.hpp>
 #include <siamese/train/data.hpp>
 #include <siamese/train/epoch_trainer.hpp>
 #include <siamese/train/losses.hpp>
@@ -34,10 +34,12 @@ struct FineTuneOptions : TrainingSchedule {
 class FineTuner : public detail::EpochTrainer<FineTuneOptions> {
  public:
   /// Requires: `people` has at least 2 people with 2+ images; options.trainable names at
-  /// least one parameter of `model`. `pipeline` may be null (images are already face chips).
-  FineTuner(const std::filesystem::path& model, FacePipeline* pipeline, IdentityFolder people,
+  /// least one parameter of `model`; `chips` gives every image's input (photo_chips() reads
+  /// and aligns photos).
+  FineTuner(const std::filesystem::path& model, ChipSource chips, IdentityFolder people,
             std::vector<eval::ImagePair> validation, FineTuneOptions options)
-      : EpochTrainer("fine-tuning", pipeline, std::move(validation), std::move(options)), people_(std::move(people)) {
+      : EpochTrainer("fine-tuning", std::move(chips), std::move(validation), std::move(options)),
+        people_(std::move(people)) {
     if (options_.people_per_batch < 2) throw Error("FineTuner needs at least 2 people per batch");
     for (std::size_t i = 0; i < people_.people().size(); ++i) {
       if (people_.people()[i].images.size() >= 2) with_two_.push_back(i);
@@ -66,9 +68,12 @@ class FineTuner : public detail::EpochTrainer<FineTuneOptions> {
       chips.push_back(chip(images[pick[1]]));
       labels.insert(labels.end(), {static_cast<std::int64_t>(person), static_cast<std::int64_t>(person)});
     }
-    const auto embeddings = backbone_->module().forward({torch::stack(chips)}).toTensor();
+    const auto embeddings = backbone_->module().forward({on_device(torch::stack(chips))}).toTensor();
     const auto negatives = select_negatives(embeddings, labels, anchors, positives, options_.mining, rng_);
-    auto rows = [&](const std::vector<std::int64_t>& index) { return embeddings.index_select(0, torch::tensor(index)); };
+    const auto on_embeddings = torch::TensorOptions(torch::kLong).device(embeddings.device());
+    auto rows = [&](const std::vector<std::int64_t>& index) {
+      return embeddings.index_select(0, torch::tensor(index, on_embeddings));
+    };
     const EuclideanDistance distance;
     const auto a = rows(anchors);
     return optimise(triplet_loss(distance(a, rows(positives)), distance(a, rows(negatives)), options_.margin));
