@@ -2,8 +2,11 @@
 # siamese::core needs LibTorch and nlohmann_json; siamese::vision adds OpenCV, siamese::gallery
 # SQLite. A missing OpenCV or SQLite drops only the layers that need it.
 include(GNUInstallDirs)
-find_package(Torch REQUIRED)
-# A parent project may supply nlohmann_json::nlohmann_json itself (tests/gpu does, from one header).
+# A parent project may supply the `torch` target and nlohmann_json::nlohmann_json itself
+# (tests/gpu does: a Python torch's files as they lie, and nlohmann's single header).
+if(NOT TARGET torch)
+  find_package(Torch REQUIRED)
+endif()
 if(NOT TARGET nlohmann_json::nlohmann_json)
   find_package(nlohmann_json 3.9 REQUIRED)
 endif()
@@ -19,7 +22,7 @@ endif()
 set(SIAMESE_OPENCV_TARGETS opencv_core opencv_imgproc opencv_imgcodecs opencv_objdetect)
 set(SIAMESE_HAS_VISION OFF)
 if(SIAMESE_TORCH_OLD_ABI)
-  message(STATUS "siamese: LibTorch in ${Torch_DIR} is built with _GLIBCXX_USE_CXX11_ABI=0: only siamese::core "
+  message(STATUS "siamese: the LibTorch found is built with _GLIBCXX_USE_CXX11_ABI=0: only siamese::core "
                  "and siamese::gallery link with it; siamese::vision and siamese::siamese need a LibTorch of the "
                  "C++11 ABI (the cxx11-abi archive from pytorch.org, or Debian's libtorch-dev)")
 else()

@@ -9,9 +9,9 @@
 #                                       .cache/gpu-check.tar: both models stored in float16 (the
 #                                       64 MiB a lent machine takes) and nlohmann/json.hpp
 #
-# Needs: cmake, g++, a Python with torch (PYTHON, else python3, else /usr/bin/python3). The
-# LibTorch is that torch's (torch.utils.cmake_prefix_path) when it ships one, else LIBTORCH
-# (an unpacked official archive), else the system's (Debian's libtorch-dev). Models: --models,
+# Needs: cmake, g++, a Python with torch (PYTHON, else python3, else /usr/bin/python3), whose
+# LibTorch it builds against (see "Which LibTorch" below; LIBTORCH=DIR: an unpacked official
+# archive). Models: --models,
 # else the unpacked --pack, else models/ (tools/setup-models.sh). Report: $OUT/gpu-check.md when
 # OUT is set, else build-gpu-check/gpu-check.md.
 set -euo pipefail
@@ -39,6 +39,7 @@ fi
 
 models=models
 pack=""
+unpacked=""
 while (($#)); do
   case "$1" in
     --pack) pack=$2; shift 2 ;;
@@ -67,18 +68,40 @@ PY
   cmake_args+=(-DSIAMESE_JSON_INCLUDE_DIR="$PWD/$unpacked/include")
 fi
 
+# Which LibTorch: the Python torch's CMake package when it ships one; else LIBTORCH; else the
+# Python torch's files as they lie (a wheel's, or Debian's python3-torch, which ships no CMake
+# files); else the system's. A CUDA wheel's CMake package looks for the CUDA toolkit: where that
+# fails, its files are taken as they lie too.
+torch_dir=$("$python" -c 'import torch; print(torch.__path__[0])')
+torch_abi=$("$python" -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
+torch_version=$("$python" -c 'import torch; print(torch.__version__)')
 prefix=$("$python" -c 'import os, torch; p = torch.utils.cmake_prefix_path; print(p if os.path.exists(os.path.join(p, "Torch", "TorchConfig.cmake")) else "")')
+wheel_args=(-DSIAMESE_TORCH_WHEEL_DIR="$torch_dir" -DSIAMESE_TORCH_CXX11_ABI="$torch_abi")
 if [ -n "$prefix" ]; then
-  libtorch="$prefix (Python torch $("$python" -c 'import torch; print(torch.__version__)'))"
+  libtorch="Python torch $torch_version's CMake package ($prefix)"
+  cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix")
 elif [ -n "${LIBTORCH:-}" ]; then
-  prefix=$LIBTORCH
   libtorch="$LIBTORCH (LIBTORCH)"
+  cmake_args+=(-DCMAKE_PREFIX_PATH="$LIBTORCH")
+elif [ -f "$torch_dir/lib/libtorch.so" ] && [ -d "$torch_dir/include/torch" ]; then
+  libtorch="Python torch $torch_version's files as they lie ($torch_dir, C++11 ABI $torch_abi)"
+  cmake_args+=("${wheel_args[@]}")
 else
   libtorch="the system's (Debian's libtorch-dev)"
 fi
-[ -n "$prefix" ] && cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix")
 echo "gpu-check: building tests/gpu against $libtorch"
-cmake -S tests/gpu -B "$build" "${cmake_args[@]}" >"$build/configure.log" || { cat "$build/configure.log"; exit 1; }
+rm -f "$build/CMakeCache.txt"  # the LibTorch chosen now, not one a cache remembers
+if ! cmake -S tests/gpu -B "$build" "${cmake_args[@]}" >"$build/configure.log" 2>&1; then
+  if [ -z "$prefix" ]; then cat "$build/configure.log"; exit 1; fi
+  echo "gpu-check: its CMake package failed to configure (a CUDA wheel's needs the CUDA toolkit): taking its files as" \
+       "they lie instead. The error, from $build/configure.log:"
+  grep -A3 -m2 "CMake Error" "$build/configure.log" || tail -5 "$build/configure.log"
+  libtorch="Python torch $torch_version's files as they lie ($torch_dir, C++11 ABI $torch_abi; its CMake package failed)"
+  rm -f "$build/CMakeCache.txt"
+  cmake -S tests/gpu -B "$build" -DCMAKE_BUILD_TYPE=Release "${wheel_args[@]}" \
+    ${unpacked:+-DSIAMESE_JSON_INCLUDE_DIR="$PWD/$unpacked/include"} >"$build/configure.log" 2>&1 ||
+    { cat "$build/configure.log"; exit 1; }
+fi
 cmake --build "$build" -j"$(nproc)" >"$build/build.log" 2>&1 || { tail -50 "$build/build.log"; exit 1; }
 
 {
