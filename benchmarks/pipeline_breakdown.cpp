@@ -6,7 +6,9 @@
 //    landmarks + warp (one landmark call per batch), embed (the chips, with mirrors under
 //    --mirror). The shares say where time goes; "one at a time" repeats detection and
 //    landmarks per photo, as the library ran them before batching, for the ratio; the
-//    detector alone, coarse to fine and with every size merged, for theirs.
+//    detector alone, coarse to fine and with every size merged, for theirs; detection and
+//    alignment with the rotation search (FacePipelineOptions::rotation_search, when_needed by
+//    default) and without, for its price on photos as they come.
 // 2. End to end through ImageEmbedder, the path of evaluate and gallery enroll: with the
 //    preparing thread (decode, detect, align) overlapping the backbone, and without.
 // Each at the machine's threads and at one thread (--threads sets the first).
@@ -58,10 +60,12 @@ struct Settings {
   siamese::TinyFaceDetectorOptions detector = coarse_to_fine();
 };
 
-siamese::FacePipeline lfw_pipeline(const Settings& settings) {
+siamese::FacePipeline lfw_pipeline(const Settings& settings,
+                                   siamese::RotationSearch rotation = siamese::RotationSearch::when_needed) {
   siamese::FacePipelineOptions options;
   options.center_fallback = true;
   options.policy = siamese::FacePolicy::central;
+  options.rotation_search = rotation;
   return siamese::FacePipeline(
       std::make_unique<siamese::TinyFaceDetector>(settings.models / "faceapi_tiny_detector.pt", settings.detector),
       std::make_unique<siamese::LandmarkDetector68>(settings.models / "faceapi_landmarks68.pt"), options);
@@ -141,6 +145,24 @@ void stage_breakdown(const Settings& settings, const siamese::TorchScriptBackbon
   }
   const double single_s = since(start);
 
+  // The rotation search's price on photos as they come (the library's default, when_needed,
+  // against none), align_batch() both ways, taking turns batch by batch, each going first
+  // every other batch (the second finds the photos in cache).
+  auto upright_only = lfw_pipeline(settings, RotationSearch::upright_only);
+  double rotation_s[2] = {0, 0};
+  std::size_t turned = 0;
+  for (std::size_t first = 0; first < images.size(); first += batch) {
+    const bool search_first = (first / batch) % 2 == 0;
+    for (const bool search : {search_first, !search_first}) {
+      start = Clock::now();
+      const auto faces = (search ? pipeline : upright_only).align_batch(slice(images, first, batch), slice(names, first, batch));
+      rotation_s[search ? 0 : 1] += since(start);
+      if (search) {
+        for (const auto& face : faces) turned += face.turned_degrees != 0;
+      }
+    }
+  }
+
   const double total = decode_s + detect_s + align_s + embed_s;
   const double n = static_cast<double>(images.size());
   std::printf("stages alone, %d threads, %zu photos%s: %.1f photos/s\n", torch::get_num_threads(), images.size(),
@@ -156,6 +178,9 @@ void stage_breakdown(const Settings& settings, const siamese::TorchScriptBackbon
   std::printf("  detector alone: coarse to fine %.2f ms/photo vs every size merged %.2f ms/photo: %.2fx%s\n",
               1e3 * detector_s[0] / n, 1e3 * detector_s[1] / n, detector_s[1] / detector_s[0],
               settings.detector.coarse_to_fine ? "" : " (the stages above merge every size: --merge-sizes)");
+  std::printf("  detect + landmarks + warp with the rotation search (when needed) %.2f ms/photo vs none %.2f ms/photo: %.2fx the"
+              " time; %zu of %zu photos taken at another turn\n",
+              1e3 * rotation_s[0] / n, 1e3 * rotation_s[1] / n, rotation_s[0] / rotation_s[1], turned, images.size());
 }
 
 double end_to_end(const Settings& settings, const siamese::TorchScriptBackbone& backbone, std::size_t prefetch) {

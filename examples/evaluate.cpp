@@ -37,7 +37,8 @@
 namespace {
 
 struct Arguments {
-  std::string model, pairs, root, out = ".", calibrate, precision = "float32", device = "auto";
+  std::string model, pairs, root, out = ".", calibrate, precision = "float32", device = "auto",
+              rotations = "when-needed";
   bool mirror = false, mirror_landmarks = false, cropped = false, linear_far = false, every_detector_size = false;
   int jitters = 0;
   std::size_t batch = 32;
@@ -49,6 +50,7 @@ void add_arguments(CLI::App& app, Arguments& a) {
   app.add_option("--root", a.root, "folder the pair file's images are in")->required();
   app.add_option("--out", a.out, "where roc.csv and roc.png go");
   example::add_device_option(app, a.device);
+  example::add_rotation_option(app, a.rotations);
   app.add_option("--batch", a.batch, "images per backbone call")->check(CLI::Range(1, 4096));
   app.add_flag("--mirror", a.mirror, "average each embedding with its mirror image's");
   app.add_flag("--mirror-landmarks", a.mirror_landmarks, "average the landmarks with the mirror image's before aligning");
@@ -131,6 +133,7 @@ int main(int argc, char** argv) {
       face_options.policy = FacePolicy::central;  // the subject of a face dataset is centred
       face_options.mirror_landmarks = args.mirror_landmarks;
       face_options.coarse_to_fine_detection = !args.every_detector_size;
+      face_options.rotation_search = parse_rotation_search(args.rotations);
       pipeline.emplace(FacePipeline::from_models(std::filesystem::path(args.model).parent_path(), face_options, options.device));
     }
     EmbedderOptions embed_options;

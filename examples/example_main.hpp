@@ -28,6 +28,14 @@ inline void add_device_option(CLI::App& app, std::string& device) {
   app.add_option("--device", device, "where every network runs: auto (CUDA device 0 when there is one), cpu, cuda or cuda:N");
 }
 
+/// --rotations: how the face pipeline looks for faces that are not upright (RotationSearch).
+inline void add_rotation_option(CLI::App& app, std::string& rotations) {
+  app.add_option("--rotations", rotations,
+                 "faces not upright: when-needed (turned copies searched where the photo as it is has no face, or one "
+                 "that fails the upright check), every-angle, or upright-only")
+      ->check(CLI::IsMember({"when-needed", "every-angle", "upright-only"}));
+}
+
 /// The options of a training schedule (finetune, distill); `train_help` says what --train
 /// defaults to.
 inline void add_schedule_options(CLI::App& app, siamese::train::TrainingSchedule& s, const std::string& train_help) {

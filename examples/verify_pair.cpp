@@ -18,6 +18,7 @@
 //
 // Usage: verify_pair MODEL.pt IMAGE_A IMAGE_B [--cropped] [--largest] [--detector tiny|haar]
 //                    [--show OUT.png] [--head HEAD.pt] [--device auto|cpu|cuda[:N]] [--json]
+//                    [--rotations when-needed|every-angle|upright-only]
 // (verify_pair --help lists every option with its default.)
 
 #include "example_main.hpp"
@@ -43,6 +44,7 @@ struct Arguments {
   std::string detector = "tiny";
   std::string show;
   std::string head;
+  std::string rotations = "when-needed";
   bool cropped = false;
   bool largest = false;
   bool json = false;
@@ -58,7 +60,8 @@ void add_arguments(CLI::App& app, Arguments& args) {
       ->check(CLI::IsMember({"tiny", "haar"}));
   app.add_option("--show", args.show, "write a picture of both faces, boxes, landmarks and the verdict (PNG)");
   app.add_option("--head", args.head, "a head trained by train_head for MODEL (verdict: p >= 0.5)");
-  app.add_option("--device", args.device, "auto, cpu, cuda or cuda:N");
+  example::add_device_option(app, args.device);
+  example::add_rotation_option(app, args.rotations);
   app.add_flag("--json", args.json, "print one JSON object (distance, probability, verdict, boxes, model) for scripts");
 }
 
@@ -67,6 +70,7 @@ siamese::FacePipeline make_pipeline(const Arguments& args, int chip_size, siames
   siamese::FacePipelineOptions options;
   options.chip_size = chip_size;
   options.policy = args.largest ? siamese::FacePolicy::largest : siamese::FacePolicy::all;
+  options.rotation_search = siamese::parse_rotation_search(args.rotations);
   if (args.detector == "haar") {
     std::unique_ptr<siamese::LandmarkDetector68> landmarks;
     if (std::filesystem::exists(dir / "faceapi_landmarks68.pt")) {
@@ -130,6 +134,8 @@ nlohmann::json face_json(const std::string& file, const siamese::AlignedFace& fa
           {"box", {box.x, box.y, box.width, box.height}},
           {"score", face.detection.score},
           {"landmarks", face.landmarks.size()},
+          {"roll_degrees", face.roll_degrees},
+          {"turned_degrees", face.turned_degrees},
           {"center_fallback", face.center_fallback}};
 }
 

@@ -94,6 +94,42 @@ TEST_CASE("Similarity transform recovers a known rotation, scale and shift", "[a
   CHECK_THROWS_AS(siamese::similarity_transform({{1, 1}, {1, 1}}, {{2, 2}, {3, 3}}), siamese::ShapeError);
 }
 
+TEST_CASE("A turned photo maps its pixels back to the photo's", "[align][rotation]") {
+  cv::Mat photo(60, 100, CV_8UC3, cv::Scalar::all(0));
+  photo(cv::Rect(19, 9, 3, 3)).setTo(cv::Scalar::all(255));  // a bright square centred on pixel (20, 10)
+  for (const int degrees : {0, 45, 90, 135, 180, 225, 270, 315, -90, 450}) {
+    const auto turned = siamese::turned_image(photo, degrees);
+    CHECK(turned.degrees == ((degrees % 360) + 360) % 360);
+    cv::Mat gray;
+    cv::cvtColor(turned.image, gray, cv::COLOR_RGB2GRAY);
+    // The square's centre of brightness (pixel centres at +0.5), mapped back, lands on its centre.
+    const auto moments = cv::moments(gray);
+    const cv::Point2f found(static_cast<float>(moments.m10 / moments.m00 + 0.5), static_cast<float>(moments.m01 / moments.m00 + 0.5));
+    const auto back = siamese::detail::mapped(turned.to_source, found);
+    CAPTURE(degrees, found, back);
+    CHECK(std::abs(back.x - 20.5F) < 1.0F);
+    CHECK(std::abs(back.y - 10.5F) < 1.0F);
+  }
+  CHECK_THROWS_AS(siamese::turned_image(photo, 30), siamese::Error);
+}
+
+TEST_CASE("Landmark geometry: roll from the eye line, and the mirror disagreement", "[align][rotation]") {
+  std::vector<cv::Point2f> face(68, cv::Point2f(50, 50));
+  for (int i = 36; i < 42; ++i) face[i] = {30, 40};  // the eye on the image's left
+  for (int i = 42; i < 48; ++i) face[i] = {70, 40};
+  CHECK(siamese::face_roll_degrees(face) == Approx(0.0).margin(1e-9));
+  auto upside_down = face;
+  for (auto& p : upside_down) p = cv::Point2f(100, 100) - p;
+  CHECK(std::abs(siamese::face_roll_degrees(upside_down)) == Approx(180.0));
+  siamese::LandmarkDetector68::MirroredLandmarks same{face, face};
+  CHECK(siamese::mirror_disagreement(same) == Approx(0.0).margin(1e-12));
+  auto shifted = same;
+  for (auto& p : shifted.mirrored) p += cv::Point2f(4, 0);  // 4 px against 40 px between the eyes
+  CHECK(siamese::mirror_disagreement(shifted) == Approx(0.1));
+  shifted.mirrored.pop_back();
+  CHECK_THROWS_AS(siamese::mirror_disagreement(shifted), siamese::ShapeError);
+}
+
 TEST_CASE("The dlib chip template is symmetric and scales with the chip", "[align]") {
   const auto t = siamese::dlib_template(150, 0.25);
   REQUIRE(t.points.size() == 51);

@@ -249,6 +249,52 @@ TEST_CASE("Grayscale and rotated copies of a photo still verify as the same pers
   CHECK_FALSE(other.same);
 }
 
+TEST_CASE("Faces turned any way are found, turned upright and verified; upright photos are not searched", "[models][align][rotation]") {
+  auto pipeline = standard_pipeline();
+  siamese::FacePipelineOptions as_they_are_options;
+  as_they_are_options.rotation_search = siamese::RotationSearch::upright_only;
+  auto as_they_are = siamese::FacePipeline::from_models(env_path("SIAMESE_MODELS_DIR"), as_they_are_options);
+  auto net = siamese::load_face_verifier(face_model(), fixtures::cpu_options(true));
+  const auto photo = siamese::read_image(example_photo("obama.jpg"));
+  const auto upright = pipeline.align(photo, "obama.jpg");
+  CHECK(upright.turned_degrees == 0);
+  CHECK(std::abs(upright.roll_degrees) < 15.0);
+  CHECK(upright.landmark_disagreement < 0.1);
+  const auto original = siamese::to_input_tensor(upright.chip, net.backbone().input_spec());
+  for (const int degrees : {45, 90, 180, 270}) {
+    const auto turned = siamese::turned_image(photo, degrees);
+    const auto face = pipeline.align(turned.image, "turned");
+    const auto result = net.verify(original, siamese::to_input_tensor(face.chip, net.backbone().input_spec()));
+    // Turning the photo counter-clockwise turns the face the same way: its roll reads -degrees.
+    const double roll_error = std::remainder(face.roll_degrees + degrees, 360.0);
+    std::cout << "obama.jpg turned " << degrees << " degrees: found at turn " << face.turned_degrees << ", roll "
+              << face.roll_degrees << ", distance " << result.distance << "\n";
+    CAPTURE(degrees, face.turned_degrees, face.roll_degrees, result.distance);
+    CHECK(result.same);
+    CHECK(std::abs(roll_error) < 15.0);
+    CHECK(face.landmark_disagreement <= pipeline.options().upright_disagreement);
+    // The box and landmarks are in the turned photo's own pixels.
+    CHECK(cv::Rect2f(0, 0, static_cast<float>(turned.image.cols), static_cast<float>(turned.image.rows)).contains(face.landmarks[30]));
+  }
+  // Without the search, biden2.jpg upside down is found and aligned as if upright: a silent
+  // wrong answer. The search turns it round.
+  const auto biden = siamese::read_image(example_photo("biden2.jpg"));
+  const auto biden_upright = siamese::to_input_tensor(pipeline.align(biden, "biden2.jpg").chip, net.backbone().input_spec());
+  const auto upside_down = siamese::turned_image(biden, 180).image;
+  const auto wrong = as_they_are.align(upside_down, "upside down");
+  CHECK_FALSE(net.verify(biden_upright, siamese::to_input_tensor(wrong.chip, net.backbone().input_spec())).same);
+  const auto right = pipeline.align(upside_down, "upside down");
+  CHECK(right.turned_degrees == 180);
+  CHECK(net.verify(biden_upright, siamese::to_input_tensor(right.chip, net.backbone().input_spec())).same);
+  // Every face of a photo, turned: Faces' path (align_all).
+  siamese::FacePipelineOptions all_options;
+  all_options.policy = siamese::FacePolicy::all;
+  auto all = siamese::FacePipeline::from_models(env_path("SIAMESE_MODELS_DIR"), all_options);
+  const auto faces = all.align_all(siamese::turned_image(siamese::read_image(example_photo("two_people.jpg")), 90).image, "group");
+  CHECK(faces.size() == 2);
+  for (const auto& face : faces) CHECK(face.turned_degrees != 0);
+}
+
 TEST_CASE("Same-person LFW pairs come out closer than different-person pairs", "[models][lfw]") {
   const auto lfw = shared_dir() / "lfw";
   if (!std::filesystem::exists(lfw / "pairsDevTest.txt")) {

@@ -11,6 +11,8 @@
 #      200 photos, at one thread and at all (skipped, saying why, without npm or the registry)
 #   3. gallery search, exact and FAISS, 10k to 1M embeddings
 #   4. gallery databases: one enrollment vs rewriting the single file, 10k to 1M embeddings
+#   5. faces at other angles: photos against turned copies of themselves, with the rotation
+#      search and without (40 LFW people; the sample photos without ../shared/lfw)
 # Usage: tools/run-benchmarks.sh [BUILD_DIR (build)] [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,7 @@ build=${1:-build}
 quick=${2:-}
 bash tools/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" --target embed_throughput pipeline_breakdown gallery_search gallery_store -j"$(nproc)"
+cmake --build "$build" --target embed_throughput pipeline_breakdown gallery_search gallery_store rotation_probe -j"$(nproc)"
 bash tools/setup-models.sh
 threads=$(nproc)
 models="$build/bench-models"
@@ -72,3 +74,12 @@ echo; echo "== 3. gallery search =="
 
 echo; echo "== 4. gallery databases =="
 "$build/benchmarks/gallery_store" --sizes "$sizes"
+
+echo; echo "== 5. faces at other angles =="
+if [ -d ../shared/lfw ]; then
+  "$build/benchmarks/rotation_probe" --models models --people ../shared/lfw --photos 40
+else
+  mkdir -p "$build/sample-people/obama" "$build/sample-people/biden"
+  cp examples/data/obama.jpg "$build/sample-people/obama/" && cp examples/data/biden.jpg "$build/sample-people/biden/"
+  "$build/benchmarks/rotation_probe" --models models --people "$build/sample-people" --photos 2
+fi

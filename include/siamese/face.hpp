@@ -4,6 +4,7 @@
 #include <siamese/detect.hpp>
 #include <siamese/errors.hpp>
 #include <siamese/landmarks.hpp>
+#include <siamese/orientation.hpp>
 
 #include <opencv2/core.hpp>
 
@@ -22,6 +23,14 @@ struct AlignedFace {
   std::vector<cv::Point2f> landmarks;   ///< 68 points in source-image pixels; empty without a landmark model
   cv::Matx23d image_to_chip = cv::Matx23d::eye();
   bool center_fallback = false;         ///< no face was found; the chip is the image centre
+  /// The face's in-plane angle in the photo, degrees (face_roll_degrees(): 0 upright, 180
+  /// upside down); 0 without a landmark model.
+  double roll_degrees = 0.0;
+  /// How far the photo was turned (counter-clockwise, degrees) for the face to be found upright:
+  /// 0 as it was; see RotationSearch.
+  int turned_degrees = 0;
+  /// mirror_disagreement() of its landmarks where the rotation search measured it, else 0.
+  double landmark_disagreement = 0.0;
 };
 
 /// The face chosen in a photo, before alignment.
@@ -51,6 +60,16 @@ struct FacePipelineOptions {
   /// pass places boxes less precisely, and the landmarks follow the box. Off for the most
   /// precise alignment.
   bool coarse_to_fine_detection = true;
+  /// Faces not upright (a phone photo without EXIF orientation, a camera mounted sideways, a
+  /// face upside down). when_needed checks a face found as the photo is only when its
+  /// landmarks misfit the template (a second landmark pass, on the mirror image), and detects
+  /// on turned copies only where no face passes. Without a landmark model the photo is taken
+  /// as it is.
+  RotationSearch rotation_search = RotationSearch::when_needed;
+  /// Faces found as the photo is whose template_misfit() exceeds this get the upright check.
+  double upright_check_misfit = 0.025;
+  /// The largest mirror_disagreement() of a face taken as upright.
+  double upright_disagreement = 0.1;
 };
 
 /// detect -> landmarks -> align: turns a photo into face chips for a backbone.
@@ -91,11 +110,23 @@ class FacePipeline {
     return FacePipeline(std::move(detector), std::move(landmarker), options);
   }
 
-  /// Every face the policy keeps, aligned. `name` labels errors.
+  /// Every face the policy keeps, aligned. `name` labels errors. With a rotation search, the
+  /// faces detail::TurnSearch::resolve() keeps (see RotationSearch).
   /// Throws NoFaceFound when there is none and center_fallback is off.
   std::vector<AlignedFace> align_all(const cv::Mat& rgb, const std::string& name) {
     detail::check_rgb(rgb, "FacePipeline");
-    const auto chosen = chosen_faces(detector_->detect(rgb), rgb, name, options_.policy);
+    auto search = turn_search();
+    std::vector<FaceDetection> found;
+    if (search) {
+      auto faces = search->faces_at(rgb, 0, options_.policy);
+      faces = search->resolve(rgb, std::move(faces), options_.policy);
+      std::vector<AlignedFace> aligned;
+      for (const auto& face : faces) aligned.push_back(aligned_turned_face(rgb, face));
+      if (!aligned.empty()) return aligned;
+    } else {
+      found = detector_->detect(rgb);
+    }
+    const auto chosen = chosen_faces(found, rgb, name, options_.policy);
     auto faces = align_detections(std::vector<cv::Mat>(chosen.detections.size(), rgb), chosen.detections);
     faces.front().center_fallback = chosen.centre;
     return faces;
@@ -105,9 +136,10 @@ class FacePipeline {
   /// Throws as align_all().
   AlignedFace align(const cv::Mat& rgb, const std::string& name) { return align_batch({rgb}, {name}).front(); }
 
-  /// The face align() would align in each image, element i for images[i]: the detector's
-  /// detect_batch(), then the most central face under FacePolicy::central, else the largest;
-  /// with none, the central center_fraction of the image when center_fallback is on.
+  /// The face the detector finds in each image as it is (no rotation search), element i for
+  /// images[i]: the detector's detect_batch(), then the most central face under
+  /// FacePolicy::central, else the largest; with none, the central center_fraction of the
+  /// image when center_fallback is on.
   /// Requires: one name per image (names label errors). Throws NoFaceFound naming the first
   /// image without a face when center_fallback is off; ImageError for an image that is not
   /// 8-bit RGB.
@@ -130,8 +162,11 @@ class FacePipeline {
 
   /// One face per image, element i for images[i], each as align() finds it: find_faces(),
   /// then one landmark call for the whole batch, whose fixed cost per call outweighs its
-  /// arithmetic (32 faces a call: 1.7x the faces/s of one at a time). Throws as find_faces().
+  /// arithmetic (32 faces a call: 1.7x the faces/s of one at a time). With a rotation search,
+  /// images whose face fails the upright check (or that have none) are searched at other
+  /// turns, one by one. Throws as find_faces().
   std::vector<AlignedFace> align_batch(const std::vector<cv::Mat>& images, const std::vector<std::string>& names) {
+    if (auto search = turn_search()) return align_batch_any_angle(*search, images, names);
     const auto found = find_faces(images, names);
     std::vector<FaceDetection> detections;
     for (const auto& face : found) detections.push_back(face.detection);
@@ -165,14 +200,10 @@ class FacePipeline {
     }
     for (std::size_t i = 0; i < images.size(); ++i) {
       auto& face = faces[i];
-      face.detection = detections[i];
       if (landmarker_) {
-        face.landmarks = std::move(landmarks[i]);
-        std::vector<cv::Point2f> from;
-        for (int index : template_.landmark_indices) from.push_back(face.landmarks[index]);
-        face.image_to_chip = similarity_transform(from, template_.points);
-        face.chip = warp_face(images[i], face.image_to_chip, size);
+        face = aligned_by_landmarks(images[i], detections[i], std::move(landmarks[i]));
       } else {
+        face.detection = detections[i];
         const cv::Mat crop = crop_face(images[i], detections[i].box, options_.box_crop);
         cv::resize(crop, face.chip, size, 0, 0, crop.cols > size.width ? cv::INTER_AREA : cv::INTER_LINEAR);
       }
@@ -185,6 +216,79 @@ class FacePipeline {
   const FacePipelineOptions& options() const { return options_; }
 
  private:
+  /// The rotation search over this pipeline's networks, when the options ask for one and a
+  /// landmark model is there.
+  std::optional<detail::TurnSearch> turn_search() const {
+    if (!landmarker_ || options_.rotation_search == RotationSearch::upright_only) return std::nullopt;
+    const detail::UprightCheck check{options_.upright_check_misfit, options_.upright_disagreement, options_.mirror_landmarks};
+    return detail::TurnSearch(*detector_, *landmarker_, template_, options_.rotation_search, check);
+  }
+
+  std::vector<AlignedFace> align_batch_any_angle(detail::TurnSearch& search, const std::vector<cv::Mat>& images,
+                                                 const std::vector<std::string>& names) {
+    if (images.size() != names.size()) {
+      throw Error("FacePipeline needs one name per image, got " + std::to_string(images.size()) + " images and " +
+                  std::to_string(names.size()) + " names");
+    }
+    for (const auto& rgb : images) detail::check_rgb(rgb, "FacePipeline");
+    const auto policy = options_.policy == FacePolicy::central ? FacePolicy::central : FacePolicy::largest;
+    // As the photos are: detection and landmarks batched, as align_batch() does without a search.
+    const auto found = images.empty() ? std::vector<std::vector<FaceDetection>>{} : detector_->detect_batch(images);
+    std::vector<TurnedImage> as_they_are(images.size());
+    std::vector<const TurnedImage*> turned;
+    std::vector<FaceDetection> detections;
+    std::vector<std::size_t> owner;
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      as_they_are[i].image = images[i];
+      for (const auto& detection : select_faces(found[i], policy, images[i].size())) {
+        turned.push_back(&as_they_are[i]);
+        detections.push_back(detection);
+        owner.push_back(i);
+      }
+    }
+    std::vector<std::vector<detail::TurnedFace>> upright(images.size());
+    auto faces = search.faces_for(turned, detections);
+    for (std::size_t f = 0; f < faces.size(); ++f) upright[owner[f]].push_back(std::move(faces[f]));
+    std::vector<AlignedFace> aligned;
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      auto chosen = std::move(upright[i]);
+      chosen = search.resolve(images[i], std::move(chosen), policy);
+      if (!chosen.empty()) {
+        aligned.push_back(aligned_turned_face(images[i], chosen.front()));
+        continue;
+      }
+      const auto centre = chosen_faces({}, images[i], names[i], policy);  // throws NoFaceFound without the fallback
+      aligned.push_back(align_detection(images[i], centre.detections.front()));
+      aligned.back().center_fallback = true;
+    }
+    return aligned;
+  }
+
+  /// A face found by the rotation search, aligned from the photo itself (the similarity
+  /// transform turns it upright), its landmarks mirror-averaged when the options ask.
+  AlignedFace aligned_turned_face(const cv::Mat& rgb, const detail::TurnedFace& found) {
+    auto points = found.landmarks.direct;
+    if (options_.mirror_landmarks && !found.landmarks.mirrored.empty()) {
+      for (std::size_t i = 0; i < points.size(); ++i) points[i] = (points[i] + found.landmarks.mirrored[i]) * 0.5F;
+    }
+    auto face = aligned_by_landmarks(rgb, found.detection, std::move(points));
+    face.turned_degrees = found.turned_degrees;
+    face.landmark_disagreement = found.disagreement.value_or(0.0);
+    return face;
+  }
+
+  AlignedFace aligned_by_landmarks(const cv::Mat& rgb, const FaceDetection& detection, std::vector<cv::Point2f> landmarks) {
+    AlignedFace face;
+    face.detection = detection;
+    face.landmarks = std::move(landmarks);
+    std::vector<cv::Point2f> from;
+    for (int index : template_.landmark_indices) from.push_back(face.landmarks[index]);
+    face.image_to_chip = similarity_transform(from, template_.points);
+    face.chip = warp_face(rgb, face.image_to_chip, cv::Size(options_.chip_size, options_.chip_size));
+    face.roll_degrees = face_roll_degrees(face.landmarks);
+    return face;
+  }
+
   struct ChosenFaces {
     std::vector<FaceDetection> detections;  ///< at least one
     bool centre = false;                    ///< the one detection is the centre fallback's box

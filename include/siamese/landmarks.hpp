@@ -94,6 +94,26 @@ class LandmarkDetector68 {
   /// call. Requires, ensures and throws as landmarks_batch().
   std::vector<std::vector<cv::Point2f>> mirror_averaged_landmarks_batch(const std::vector<cv::Mat>& images,
                                                                         const std::vector<cv::Rect2f>& boxes) {
+    std::vector<std::vector<cv::Point2f>> averaged;
+    for (auto& face : mirrored_landmarks_batch(images, boxes)) {
+      for (int i = 0; i < point_count; ++i) face.direct[i] = (face.direct[i] + face.mirrored[i]) * 0.5F;
+      averaged.push_back(std::move(face.direct));
+    }
+    return averaged;
+  }
+
+  /// A face's landmarks found directly and on the mirror image (mapped back, left and right
+  /// points swapped): what mirror_averaged_landmarks() averages, and whose disagreement tells
+  /// an upright face from one the net cannot read (mirror_disagreement(), orientation.hpp).
+  struct MirroredLandmarks {
+    std::vector<cv::Point2f> direct;    ///< 68 points in image pixels
+    std::vector<cv::Point2f> mirrored;  ///< the same 68 points, found on the mirror image
+  };
+
+  /// MirroredLandmarks of several faces, the faces and their mirrors in one network call.
+  /// Requires, ensures and throws as landmarks_batch().
+  std::vector<MirroredLandmarks> mirrored_landmarks_batch(const std::vector<cv::Mat>& images,
+                                                          const std::vector<cv::Rect2f>& boxes) {
     check_batch(images, boxes);
     auto both_images = images;
     auto both_boxes = boxes;
@@ -105,17 +125,19 @@ class LandmarkDetector68 {
       both_boxes.emplace_back(width - boxes[i].x - boxes[i].width, boxes[i].y, boxes[i].width, boxes[i].height);
     }
     auto points = landmarks_batch(both_images, both_boxes);
+    std::vector<MirroredLandmarks> faces(images.size());
     for (std::size_t f = 0; f < images.size(); ++f) {
       // Landmarks count pixel edges: x mirrors to width - x.
       const auto width = static_cast<float>(images[f].cols);
-      const auto& mirrored = points[images.size() + f];
+      const auto& found_on_mirror = points[images.size() + f];
+      faces[f].direct = std::move(points[f]);
+      faces[f].mirrored.resize(point_count);
       for (int i = 0; i < point_count; ++i) {
-        const auto& twin = mirrored[mirror_twin[i]];
-        points[f][i] = (points[f][i] + cv::Point2f(width - twin.x, twin.y)) * 0.5F;
+        const auto& twin = found_on_mirror[mirror_twin[i]];
+        faces[f].mirrored[i] = cv::Point2f(width - twin.x, twin.y);
       }
     }
-    points.resize(images.size());
-    return points;
+    return faces;
   }
 
  private:
