@@ -100,12 +100,16 @@ inline void gallery_database_target(const std::uint8_t* data, std::size_t size) 
     quick.busy_timeout = std::chrono::milliseconds(10);
     quick.attempts = 1;
     auto gallery = Gallery::open(file, quick);
+    // A file SQLite's own check finds damaged (a B-tree cell out of range, say) may read back
+    // rows twice, which SQLite's reads do not notice: the gallery must not crash or leave its
+    // typed errors on it, but its counts are only promised for sound files.
+    const bool sound = GalleryStore::open(file, quick)->integrity_check() == "ok";
     const auto before = gallery.size();
     const auto probe = torch::full({gallery.embedding_size()}, 1e4F);  // far from any real face
     gallery.enroll("fuzz probe", probe);
-    require(gallery.size() == before + 1);
+    require(!sound || gallery.size() == before + 1);
     const auto found = gallery.identify(probe, 1, 1e-3);
-    require(found.size() == 1 && found[0].known);
+    require(found.size() == 1 && (!sound || found[0].known));
     std::size_t rows = 0;
     for (const auto& [person, count] : gallery.people()) {
       require(detail::is_valid_name(person) && count >= 1);
