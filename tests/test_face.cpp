@@ -113,6 +113,15 @@ TEST_CASE("A turned photo maps its pixels back to the photo's", "[align][rotatio
   CHECK_THROWS_AS(siamese::turned_image(photo, 30), siamese::Error);
 }
 
+TEST_CASE("Rotation search names round-trip, and an unknown one is refused by name", "[align][rotation][errors]") {
+  for (const auto search : {siamese::RotationSearch::upright_only, siamese::RotationSearch::when_needed,
+                            siamese::RotationSearch::every_angle}) {
+    CHECK(siamese::parse_rotation_search(siamese::rotation_search_name(search)) == search);
+  }
+  CHECK_THROWS_AS(siamese::parse_rotation_search("sideways"), siamese::Error);
+  CHECK_THROWS_WITH(siamese::parse_rotation_search("sideways"), Catch::Contains("'sideways'"));
+}
+
 TEST_CASE("Landmark geometry: roll from the eye line, and the mirror disagreement", "[align][rotation]") {
   std::vector<cv::Point2f> face(68, cv::Point2f(50, 50));
   for (int i = 36; i < 42; ++i) face[i] = {30, 40};  // the eye on the image's left
