@@ -19,14 +19,14 @@ if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
   set(SIAMESE_TORCH_OLD_ABI ON)
 endif()
 
-set(SIAMESE_OPENCV_TARGETS opencv_core opencv_imgproc opencv_imgcodecs opencv_objdetect)
+set(SIAMESE_OPENCV_TARGETS opencv_core opencv_imgproc opencv_imgcodecs opencv_objdetect opencv_calib3d opencv_videoio)
 set(SIAMESE_HAS_VISION OFF)
 if(SIAMESE_TORCH_OLD_ABI)
   message(STATUS "siamese: the LibTorch found is built with _GLIBCXX_USE_CXX11_ABI=0: only siamese::core "
                  "and siamese::gallery link with it; siamese::vision and siamese::siamese need a LibTorch of the "
                  "C++11 ABI (the cxx11-abi archive from pytorch.org, or Debian's libtorch-dev)")
 else()
-  find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs objdetect)
+  find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs objdetect calib3d videoio)
   if(OpenCV_FOUND)
     set(SIAMESE_HAS_VISION ON)
   else()

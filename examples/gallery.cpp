@@ -17,7 +17,10 @@
 // and photos directly in ROOT named after their person), embedded in batches in one process.
 // A photo the person already has (same content) is skipped, so an interrupted folder enrollment
 // resumes where it stopped; a face the gallery already identifies as someone else is refused,
-// naming them, unless --allow-lookalike (twins, look-alikes). `export` and `import` move a
+// naming them, unless --allow-lookalike (twins, look-alikes). A photo whose face falls below
+// the quality bar (siamese::QualityBar: smaller than 40 px, turned past 45 degrees of yaw or 40
+// of pitch, blurred flat, too dark or too bright) is refused with the reason, unless
+// --any-quality. `export` and `import` move a
 // gallery to and from the single checksummed file format. The open-set benchmark is `open_set`.
 //
 // Models needed: models/faceapi_recognition.pt with its detector and landmark models
@@ -31,6 +34,7 @@
 // (gallery --help and gallery COMMAND --help list every option with its default.)
 
 #include "example_main.hpp"
+#include "gallery_decision.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -47,7 +51,7 @@ struct Arguments {
   std::string model = "models/faceapi_recognition.pt", device = "auto";
   std::size_t k = 5;
   double threshold = -1.0, fpir = 0.01;
-  bool largest = false, json = false, allow_lookalike = false;
+  bool largest = false, json = false, allow_lookalike = false, any_quality = false;
 };
 
 // The model and its face pipeline (the largest face of each photo), for enrolling.
@@ -74,45 +78,6 @@ struct Model {
   siamese::TorchScriptBackbone backbone;
   siamese::FacePipeline pipeline;
 };
-
-// How the gallery decides whether a face is someone enrolled: --threshold, else the open-set
-// calibration at --fpir for the gallery's size, else (warned once) the model's 1:1 threshold.
-// A model with none of them cannot say who is who: refused, saying what to run.
-siamese::OpenSetDecision gallery_decision(const Arguments& args, const siamese::TorchScriptBackbone& backbone,
-                                          const siamese::Gallery& gallery, std::string& source) {
-  if (args.threshold > 0) {
-    source = "--threshold";
-    return siamese::OpenSetDecision::distance_at_most(args.threshold);
-  }
-  if (const auto calibration = siamese::load_open_set_calibration_for(args.model, backbone.metadata().name)) {
-    source = siamese::open_set_calibration_path_for(args.model).string();
-    const auto people = std::max<std::size_t>(gallery.people().size(), 1);
-    const auto decision = threshold_for(*calibration, siamese::OpenSetRule::distance_ratio, people, args.fpir);
-    if (decision.extrapolated) {
-      std::cerr << "gallery: warning: " << people << " people is more than the open-set calibration covers ("
-                << calibration->gallery_sizes.back() << "): its threshold is extrapolated\n";
-    }
-    return decision;
-  }
-  if (const auto fitted = siamese::fitted_decision(args.model, backbone.metadata())) {
-    source = fitted->source + ", the 1:1 threshold";
-    std::cerr << "gallery: warning: no open-set calibration for '" << args.model << "' ("
-              << siamese::open_set_calibration_path_for(args.model).filename().string()
-              << "): using the 1:1 threshold " << fitted->distance_threshold
-              << ", which names more strangers as someone the larger the gallery; make one with `open_set calibrate`\n";
-    return siamese::OpenSetDecision::distance_at_most(fitted->distance_threshold);
-  }
-  throw siamese::UncalibratedModelError(siamese::uncalibrated_message(args.model, backbone.metadata()) +
-                                        "; or give --threshold");
-}
-
-std::string describe(const siamese::OpenSetDecision& d, const std::string& source) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(4) << to_string(d.rule) << " <= " << d.threshold;
-  if (d.target_fpir > 0) out << " (FPIR " << d.target_fpir << " for " << d.gallery_people << " people, " << source << ")";
-  else out << " (" << source << ")";
-  return out.str();
-}
 
 // The content hash of a photo file, as the gallery database records it.
 std::uint64_t photo_hash(const std::filesystem::path& photo) {
@@ -154,6 +119,11 @@ std::vector<PersonPhotos> folder_people(const std::filesystem::path& root) {
   return out;
 }
 
+// A photo refused on its own, not the person's others: no face in it, or a face below the quality bar.
+bool refused_alone(const siamese::ImageError& e) {
+  return dynamic_cast<const siamese::NoFaceFound*>(&e) != nullptr || dynamic_cast<const siamese::LowQualityFace*>(&e) != nullptr;
+}
+
 // What an enrollment run did, for its summary.
 struct EnrollSummary {
   std::size_t photos = 0, people = 0, skipped = 0;
@@ -168,7 +138,9 @@ int enroll(const Arguments& args) {
   const auto people = one_person ? std::vector<PersonPhotos>{{args.person, {args.photos.begin(), args.photos.end()}}}
                                  : folder_people(args.folder);
   Model model(args);
-  siamese::ImageEmbedder<> embedder(model.backbone, std::move(model.pipeline));
+  siamese::EmbedderOptions embed_options;
+  if (!args.any_quality) embed_options.quality_bar = siamese::QualityBar{};
+  siamese::ImageEmbedder<> embedder(model.backbone, std::move(model.pipeline), embed_options);
   embedder.set_progress(siamese::stderr_progress());
   auto gallery = siamese::Gallery::open(args.db, model.metadata().name, model.metadata().embedding_size);
   std::optional<siamese::OpenSetDecision> decision;  // read when the gallery first holds someone
@@ -194,16 +166,17 @@ int enroll(const Arguments& args) {
     torch::Tensor rows;
     try {
       rows = embedder.embed_files(fresh);
-    } catch (const siamese::NoFaceFound&) {
-      if (one_person) throw;
-      // One photo without a face refuses that photo, not the person's others: embed them one by one.
+    } catch (const siamese::ImageError& e) {
+      if (one_person || !refused_alone(e)) throw;
+      // One photo without a usable face refuses that photo, not the person's others: embed them one by one.
       std::vector<torch::Tensor> kept;
       std::vector<siamese::EnrolledPhoto> kept_records;
       for (std::size_t i = 0; i < fresh.size(); ++i) {
         try {
           kept.push_back(embedder.embed_files({fresh[i]}));
           kept_records.push_back(records[i]);
-        } catch (const siamese::NoFaceFound& e) {
+        } catch (const siamese::ImageError& e) {
+          if (!refused_alone(e)) throw;
           summary.refused.push_back(fresh[i].string() + ": " + e.what());
         }
       }
@@ -214,7 +187,7 @@ int enroll(const Arguments& args) {
     if (!args.allow_lookalike && gallery.size() > 0) {
       if (!decision) {
         try {
-          decision = gallery_decision(args, model.backbone, gallery, decision_source);
+          decision = example::gallery_decision("gallery", args.model, args.threshold, args.fpir, model.backbone, gallery, decision_source);
         } catch (const siamese::UncalibratedModelError&) {
           std::cerr << "gallery: warning: '" << args.model << "' has no threshold, so look-alikes of enrolled people are not refused\n";
           decision = siamese::OpenSetDecision::distance_at_most(-1.0);  // accepts nothing: no conflict
@@ -223,7 +196,7 @@ int enroll(const Arguments& args) {
       if (const auto other = gallery.conflicting_person(person, rows, *decision)) {
         std::ostringstream reason;
         reason << "refused: a face of '" << person << "' is identified as '" << other->person << "' (distance " << std::fixed
-               << std::setprecision(4) << other->distance << ", " << describe(*decision, decision_source)
+               << std::setprecision(4) << other->distance << ", " << example::describe(*decision, decision_source)
                << "); --allow-lookalike enrolls them anyway";
         if (one_person) throw siamese::GalleryError(reason.str());
         summary.refused.push_back(person + ": " + reason.str());
@@ -266,7 +239,7 @@ int identify(const Arguments& args) {
   gallery.check_model(backbone.metadata().name, backbone.metadata().embedding_size);
   if (gallery.size() == 0) throw siamese::GalleryError("gallery '" + args.db + "' is empty: enroll someone first");
   std::string source;
-  const auto decision = gallery_decision(args, backbone, gallery, source);
+  const auto decision = example::gallery_decision("gallery", args.model, args.threshold, args.fpir, backbone, gallery, source);
   const auto photo = people.find(std::filesystem::path(args.file));
   const auto& faces = photo.faces;
   const auto found = gallery.identify(photo.embeddings, args.k, decision);
@@ -282,7 +255,7 @@ int identify(const Arguments& args) {
     return 0;
   }
   // Whether a face is known is said in words no name can take: a person may be named "unknown".
-  std::cout << std::fixed << std::setprecision(4) << "decision: " << describe(decision, source) << '\n'
+  std::cout << std::fixed << std::setprecision(4) << "decision: " << example::describe(decision, source) << '\n'
             << "faces:    " << faces.size() << (args.largest ? " (the largest)" : "") << '\n';
   for (std::size_t i = 0; i < faces.size(); ++i) {
     const auto& box = faces[i].detection.box;
@@ -353,6 +326,9 @@ int main(int argc, char** argv) {
       ->excludes("NAME");
   enroll_command->add_flag("--allow-lookalike", args.allow_lookalike,
                            "enroll a face the gallery identifies as someone else (twins, look-alikes)");
+  enroll_command->add_flag("--any-quality", args.any_quality,
+                           "enroll faces below the quality bar too (smaller than 40 px, turned past 45 degrees of yaw or 40 "
+                           "of pitch, blurred flat, too dark or too bright)");
   model_options(enroll_command);
   auto* identify_command = app.add_subcommand("identify", "who is in this photo? (every face)");
   identify_command->add_option("DB", args.db, "gallery database")->required();

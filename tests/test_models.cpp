@@ -1,6 +1,7 @@
 // Tests on the real models that tools/setup-models.sh and the InceptionV3 export make.
 // CTest runs them after those fixtures (tags [models]); paths come from the environment.
 #include "fixtures.hpp"
+#include "video_scene.hpp"
 
 #include <catch2/catch.hpp>
 #include <opencv2/imgproc.hpp>
@@ -572,4 +573,86 @@ TEST_CASE("Faces verifies and identifies photo files in one call each, every fac
   siamese::Faces largest(env_path("SIAMESE_MODELS_DIR"), {"faceapi_recognition.pt", siamese::Device::cpu(), true});
   CHECK(largest.find(example_photo("two_people.jpg")).faces.size() == 1);
   CHECK_THROWS_AS(faces.find(example_photo("no-such.jpg")), siamese::FileError);
+}
+
+TEST_CASE("Two people crossing in a video: one track each, no identity switch, named right, the same on a rerun",
+          "[models][video]") {
+  const auto models = env_path("SIAMESE_MODELS_DIR");
+  auto finder = siamese::FacePipeline::from_models(models, {}, siamese::Device::cpu());
+  const auto walkers = video_scene::crossing(video_scene::head_from(finder, example_photo("obama.jpg"), 160), "obama",
+                                             video_scene::head_from(finder, example_photo("biden.jpg"), 160), "biden");
+  fixtures::TempDir dir;
+  video_scene::write_avi(walkers, 100, dir / "crossing.avi");
+  siamese::TorchScriptBackbone backbone(face_model(), fixtures::cpu_options());
+  siamese::Gallery gallery(backbone.metadata().name, backbone.metadata().embedding_size);
+  siamese::ImageEmbedder<> embedder(backbone, standard_pipeline());
+  gallery.enroll("obama", embedder.embed_files({example_photo("obama2.jpg")}));
+  gallery.enroll("biden", embedder.embed_files({example_photo("biden2.jpg")}));
+  const auto decision = siamese::OpenSetDecision::distance_at_most(0.6);
+
+  auto follow = [&](int every) {
+    siamese::FacePipelineOptions options;
+    options.policy = siamese::FacePolicy::all;
+    options.rotation_search = siamese::RotationSearch::upright_only;
+    siamese::VideoTrackerOptions tracking;
+    tracking.detect_every = every;
+    siamese::VideoFaceTracker<> tracker(backbone, siamese::FacePipeline::from_models(models, options, siamese::Device::cpu()), tracking);
+    video_scene::WalkerOfTrack followed(walkers);
+    std::vector<std::string> summary;  // "id first-last person name" per ended track
+    std::map<int, std::string> names;
+    auto source = siamese::VideoSource::open((dir / "crossing.avi").string());
+    auto ended = [&](const std::vector<siamese::Track>& tracks) {
+      for (const auto& t : tracks) {
+        summary.push_back(std::to_string(t.id) + " " + std::to_string(t.first_frame) + "-" + std::to_string(t.last_frame) + " " +
+                          followed.person(t.id) + " " + names[t.id]);
+        CHECK(t.embeddings >= 1);
+        CHECK(t.embeddings < t.detections / 4);  // embedded at the start and for better views, not every frame
+      }
+    };
+    cv::Mat rgb;
+    while (source.read(rgb)) {
+      const auto frame = tracker.process(rgb);
+      CHECK(frame.detection_ran == (frame.frame % every == 0));
+      for (const int id : frame.embedded) {
+        names[id] = gallery.identify(tracker.track(id).embedding.unsqueeze(0), 1, decision).front().best().value_or("unknown");
+      }
+      followed.observe(frame);
+      ended(frame.ended);
+    }
+    ended(tracker.finish());
+    CHECK(followed.switches() == 0);
+    return summary;
+  };
+  for (const int every : {1, 3}) {
+    const auto summary = follow(every);
+    std::string tracks;
+    for (const auto& line : summary) tracks += line + "; ";
+    INFO("every " << every << ": " << tracks);
+    REQUIRE(summary.size() == 2);
+    CHECK_THAT(summary[0], Catch::EndsWith(" obama obama"));
+    CHECK_THAT(summary[1], Catch::EndsWith(" biden biden"));
+    CHECK(follow(every) == summary);  // deterministic
+  }
+}
+
+TEST_CASE("An embedder with a quality bar refuses a small face, naming the photo and the reason", "[models][quality]") {
+  fixtures::TempDir dir;
+  const auto photo = siamese::read_image(example_photo("obama.jpg"));
+  cv::Mat small, bgr;
+  cv::resize(photo, small, cv::Size(), 0.11, 0.11, cv::INTER_AREA);  // the face's box ~47 px
+  cv::cvtColor(small, bgr, cv::COLOR_RGB2BGR);
+  const auto file = dir / "small.png";
+  cv::imwrite(file.string(), bgr);
+  siamese::TorchScriptBackbone backbone(face_model(), fixtures::cpu_options());
+  siamese::EmbedderOptions options;
+  options.quality_bar = siamese::QualityBar{};
+  options.quality_bar->min_face_pixels = 60;
+  siamese::ImageEmbedder<> strict(backbone, standard_pipeline(), options);
+  CHECK(strict.embed_files({example_photo("obama.jpg")}).size(0) == 1);  // a portrait passes
+  CHECK_THROWS_AS(strict.embed_files({file}), siamese::LowQualityFace);
+  CHECK_THROWS_WITH(strict.embed_files({file}), Catch::Contains("small.png") && Catch::Contains("face too small: ") &&
+                                                    Catch::Contains("px (at least 60)"));
+  siamese::ImageEmbedder<> lenient(backbone, standard_pipeline());
+  CHECK(lenient.embed_files({file}).size(0) == 1);
+  CHECK_THROWS_WITH(siamese::ImageEmbedder<>(backbone, std::nullopt, options), Catch::Contains("quality_bar needs a face pipeline"));
 }

@@ -13,6 +13,10 @@
 #   4. gallery databases: one enrollment vs rewriting the single file, 10k to 1M embeddings
 #   5. faces at other angles: photos against turned copies of themselves, with the rotation
 #      search and without (40 LFW people; the sample photos without ../shared/lfw)
+#   6. faces in video: frames/s of tracking and identifying up to 3 faces in a 640x480 video,
+#      detection every 1, 2 and 3 frames, with tracks, switches and names (needs ../shared/lfw)
+#   7. face quality: LFW View 2 verification errors by quality decile, and the accuracy with
+#      the lowest-quality pairs rejected (needs ../shared/lfw)
 # Usage: tools/run-benchmarks.sh [BUILD_DIR (build)] [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +24,7 @@ build=${1:-build}
 quick=${2:-}
 bash tools/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" --target embed_throughput pipeline_breakdown gallery_search gallery_store rotation_probe -j"$(nproc)"
+cmake --build "$build" --target embed_throughput pipeline_breakdown gallery_search gallery_store rotation_probe video_tracking quality_deciles -j"$(nproc)"
 bash tools/setup-models.sh
 threads=$(nproc)
 models="$build/bench-models"
@@ -82,4 +86,13 @@ else
   mkdir -p "$build/sample-people/obama" "$build/sample-people/biden"
   cp examples/data/obama.jpg "$build/sample-people/obama/" && cp examples/data/biden.jpg "$build/sample-people/biden/"
   "$build/benchmarks/rotation_probe" --models models --people "$build/sample-people" --photos 2
+fi
+
+echo; echo "== 6. faces in video: tracking, detection every 1, 2 and 3 frames =="
+if [ -d ../shared/lfw ]; then
+  "$build/benchmarks/video_tracking" --models models --photos examples/data --lfw ../shared/lfw
+  echo; echo "== 7. face quality: verification errors by quality decile, LFW View 2 =="
+  "$build/benchmarks/quality_deciles" --models models --pairs ../shared/lfw/pairs.txt --root ../shared/lfw
+else
+  echo "video_tracking and quality_deciles need ../shared/lfw (a third person; LFW View 2): skipped"
 fi

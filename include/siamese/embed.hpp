@@ -9,6 +9,7 @@
 #include <siamese/image.hpp>
 #include <siamese/preprocess.hpp>
 #include <siamese/progress.hpp>
+#include <siamese/quality.hpp>
 
 #include <torch/torch.h>
 
@@ -115,6 +116,10 @@ struct EmbedderOptions {
   /// backbone calls of at most batch_size images and their mirrors. Each image's copies are seeded by its content, so an image gets the
   /// same embedding whatever it is batched with.
   int jitters = 0;
+  /// Refuse faces below this bar (enrollment photos): LowQualityFace naming the file and the
+  /// reason, as NoFaceFound names a file without a face (a batch's face-finding errors come
+  /// first). Needs a face pipeline; std::nullopt (the default) takes every face.
+  std::optional<QualityBar> quality_bar;
   ImageLimits limits;
   /// Decode, detect and align the next batches on a second thread while the backbone embeds
   /// this one, with at most this many prepared batches waiting; 0 does everything on the
@@ -165,6 +170,7 @@ class ImageEmbedder {
       throw Error("ImageEmbedder jitters must lie in 0..1000, got " + std::to_string(options_.jitters));
     }
     if (!(options_.max_batch_pixels > 0)) throw Error("ImageEmbedder max_batch_pixels must be positive");
+    if (options_.quality_bar && !pipeline_) throw Error("ImageEmbedder quality_bar needs a face pipeline: whole images have no face to score");
   }
 
   /// Tells `callback` how far each embed_files() call has come ("embedding", in images),
@@ -337,7 +343,11 @@ class ImageEmbedder {
         if (!pipeline_) {
           batch.chips = std::move(images);
         } else {
-          for (auto& face : pipeline_->align_batch(images, names)) batch.chips.push_back(std::move(face.chip));
+          auto faces = pipeline_->align_batch(images, names);
+          for (std::size_t k = 0; k < faces.size(); ++k) {
+            if (options_.quality_bar) options_.quality_bar->require(face_quality(faces[k]), names[k]);
+            batch.chips.push_back(std::move(faces[k].chip));
+          }
         }
       }
       images.clear();

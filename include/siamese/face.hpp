@@ -132,6 +132,14 @@ class FacePipeline {
     return faces;
   }
 
+  /// Every face the detector finds in `rgb` as it is (no policy, no rotation search), most
+  /// confident first; empty when there is none, which in a video frame is no error. Throws
+  /// ImageError for an image that is not 8-bit RGB.
+  std::vector<FaceDetection> detect(const cv::Mat& rgb) {
+    detail::check_rgb(rgb, "FacePipeline");
+    return detector_->detect(rgb);
+  }
+
   /// One face, aligned: the largest, or the most central under FacePolicy::central.
   /// Throws as align_all().
   AlignedFace align(const cv::Mat& rgb, const std::string& name) { return align_batch({rgb}, {name}).front(); }

@@ -114,23 +114,40 @@ class LandmarkDetector68 {
   /// Requires, ensures and throws as landmarks_batch().
   std::vector<MirroredLandmarks> mirrored_landmarks_batch(const std::vector<cv::Mat>& images,
                                                           const std::vector<cv::Rect2f>& boxes) {
+    return with_mirrors(images, boxes, /*direct=*/true);
+  }
+
+  /// The `mirrored` half of mirrored_landmarks_batch() alone (`direct` left empty), for faces
+  /// whose direct landmarks are already known: half the network work.
+  /// Requires, ensures and throws as landmarks_batch().
+  std::vector<MirroredLandmarks> mirror_image_landmarks_batch(const std::vector<cv::Mat>& images,
+                                                              const std::vector<cv::Rect2f>& boxes) {
+    return with_mirrors(images, boxes, /*direct=*/false);
+  }
+
+ private:
+  /// Landmarks found on each face's mirror image, mapped back, and with `direct` the face's own,
+  /// all in one network call.
+  std::vector<MirroredLandmarks> with_mirrors(const std::vector<cv::Mat>& images, const std::vector<cv::Rect2f>& boxes,
+                                              bool direct) {
     check_batch(images, boxes);
-    auto both_images = images;
-    auto both_boxes = boxes;
+    std::vector<cv::Mat> batch_images = direct ? images : std::vector<cv::Mat>{};
+    std::vector<cv::Rect2f> batch_boxes = direct ? boxes : std::vector<cv::Rect2f>{};
+    const std::size_t first_mirror = batch_images.size();
     for (std::size_t i = 0; i < images.size(); ++i) {
       cv::Mat flipped;
       cv::flip(images[i], flipped, 1);
       const auto width = static_cast<float>(images[i].cols);
-      both_images.push_back(flipped);
-      both_boxes.emplace_back(width - boxes[i].x - boxes[i].width, boxes[i].y, boxes[i].width, boxes[i].height);
+      batch_images.push_back(flipped);
+      batch_boxes.emplace_back(width - boxes[i].x - boxes[i].width, boxes[i].y, boxes[i].width, boxes[i].height);
     }
-    auto points = landmarks_batch(both_images, both_boxes);
+    auto points = landmarks_batch(batch_images, batch_boxes);
     std::vector<MirroredLandmarks> faces(images.size());
     for (std::size_t f = 0; f < images.size(); ++f) {
       // Landmarks count pixel edges: x mirrors to width - x.
       const auto width = static_cast<float>(images[f].cols);
-      const auto& found_on_mirror = points[images.size() + f];
-      faces[f].direct = std::move(points[f]);
+      const auto& found_on_mirror = points[first_mirror + f];
+      if (direct) faces[f].direct = std::move(points[f]);
       faces[f].mirrored.resize(point_count);
       for (int i = 0; i < point_count; ++i) {
         const auto& twin = found_on_mirror[mirror_twin[i]];
@@ -140,7 +157,6 @@ class LandmarkDetector68 {
     return faces;
   }
 
- private:
   static void check_batch(const std::vector<cv::Mat>& images, const std::vector<cv::Rect2f>& boxes) {
     if (images.size() != boxes.size() || images.empty()) {
       throw ShapeError("landmarks_batch needs one box per image and at least one, got " +

@@ -247,9 +247,13 @@ class TurnSearch {
         check_images.push_back(images[i]);
         check_boxes.push_back(boxes[i]);
       }
-      auto checked = landmarker_.mirrored_landmarks_batch(check_images, check_boxes);
+      // Every face checked needs its mirror image's landmarks; its own are known unless every
+      // face is checked, when both come from one call.
+      auto checked = check_.every_face ? landmarker_.mirrored_landmarks_batch(check_images, check_boxes)
+                                       : landmarker_.mirror_image_landmarks_batch(check_images, check_boxes);
       for (std::size_t k = 0; k < to_check.size(); ++k) {
         auto& face = faces[to_check[k]];
+        if (!check_.every_face) checked[k].direct = std::move(face.landmarks.direct);
         face.disagreement = mirror_disagreement(checked[k]);  // a ratio of lengths: the same after turning back
         face.landmarks = std::move(checked[k]);
       }

@@ -23,6 +23,10 @@
 #include <siamese/open_set.hpp>
 #include <siamese/preprocess.hpp>
 #include <siamese/progress.hpp>
+#include <siamese/quality.hpp>
 #include <siamese/siamese_net.hpp>
+#include <siamese/track.hpp>
 #include <siamese/train.hpp>
 #include <siamese/version.hpp>
+#include <siamese/video.hpp>
+#include <siamese/video_source.hpp>
