@@ -67,7 +67,7 @@ struct FacePipelineOptions {
   /// as it is.
   RotationSearch rotation_search = RotationSearch::when_needed;
   /// Faces found as the photo is whose template_misfit() exceeds this get the upright check.
-  double upright_check_misfit = 0.025;
+  double upright_check_misfit = 0.03;
   /// The largest mirror_disagreement() of a face taken as upright.
   double upright_disagreement = 0.1;
 };

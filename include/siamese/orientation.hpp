@@ -178,7 +178,7 @@ struct TurnedFace {
 
 /// When TurnSearch runs the upright check on a face.
 struct UprightCheck {
-  double misfit = 0.025;         ///< faces found as the photo is: only above this template_misfit()
+  double misfit = 0.03;          ///< faces found as the photo is: only above this template_misfit()
   double disagreement = 0.1;     ///< passes at most this mirror_disagreement()
   bool every_face = false;       ///< check every face (the mirror pass is made anyway)
 };
