@@ -291,3 +291,37 @@ TEST_CASE("Video sources: an MJPG AVI and a folder of frames read back; hostile 
   CHECK_THROWS_WITH(read_all("9"), Catch::Contains("camera 9"));
   CHECK_THROWS_AS(read_all("9"), siamese::VideoError);
 }
+
+TEST_CASE("Tracker and video tracker options out of range are refused, naming the option", "[track][errors]") {
+  auto refused = [](auto change, const char* name) {
+    siamese::TrackerOptions options;
+    change(options);
+    CHECK_THROWS_WITH(siamese::FaceTracker(options), Catch::Contains(name));
+  };
+  refused([](siamese::TrackerOptions& o) { o.min_overlap = 1.5; }, "min_overlap");
+  refused([](siamese::TrackerOptions& o) { o.max_missed_frames = 0; }, "max_missed_frames");
+  refused([](siamese::TrackerOptions& o) { o.rejoin_distance = -1; }, "rejoin_distance");
+  refused([](siamese::TrackerOptions& o) { o.smoothing = 0; }, "smoothing");
+
+  fixtures::TempDir dir;
+  siamese::TorchScriptBackbone backbone(fixtures::save_tiny_backbone(dir), fixtures::cpu_options());
+  auto pipeline = [](int chip) {
+    siamese::FacePipelineOptions options;
+    options.chip_size = chip;
+    return siamese::FacePipeline(std::make_unique<siamese::HaarFaceDetector>(), nullptr, options);
+  };
+  siamese::VideoTrackerOptions every0;
+  every0.detect_every = 0;
+  CHECK_THROWS_WITH(siamese::VideoFaceTracker<>(backbone, pipeline(fixtures::input_side), every0), Catch::Contains("detect_every"));
+  siamese::VideoTrackerOptions sparse;
+  sparse.detect_every = 20;
+  CHECK_THROWS_WITH(siamese::VideoFaceTracker<>(backbone, pipeline(fixtures::input_side), sparse),
+                    Catch::Contains("max_missed_frames (12) must be at least detect_every (20)"));
+  CHECK_THROWS_AS(siamese::VideoFaceTracker<>(backbone, pipeline(150)), siamese::ShapeError);
+  siamese::VideoFaceTracker<> tracker(backbone, pipeline(fixtures::input_side));
+  const auto blank = tracker.process(cv::Mat(48, 64, CV_8UC3, cv::Scalar::all(90)));
+  CHECK(blank.detection_ran);
+  CHECK(blank.faces.empty());
+  CHECK_THROWS_WITH(tracker.track(1), Catch::Contains("no live track 1"));
+  CHECK_THROWS_AS(tracker.process(cv::Mat()), siamese::ImageError);
+}
