@@ -8,8 +8,10 @@
 // Also measures the memory bandwidth (one read of the gallery) so that the exact search of
 // one probe can be put against the time it takes just to read the gallery.
 //
+// --probe-cells lists the IVF cells searched per probe, each measured on the same built index.
+//
 // Usage: gallery_search [--sizes 10000,100000,1000000] [--dims 128,2048] [--probes 1000]
-//                       [--exact-only 1]
+//                       [--exact-only 1] [--probe-cells 16,64,128]
 
 #include <siamese/index.hpp>
 #ifdef SIAMESE_HAS_FAISS
@@ -51,15 +53,17 @@ int main(int argc, char** argv) {
   std::vector<std::int64_t> sizes = {10000, 100000, 1000000}, dims = {128, 2048};
   std::int64_t probe_count = 1000;
   bool exact_only = false;
+  std::vector<std::int64_t> probe_cells = {16};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--sizes") sizes = bench::parse_list(argv[i + 1]);
     else if (flag == "--dims") dims = bench::parse_list(argv[i + 1]);
     else if (flag == "--probes") probe_count = std::stoll(argv[i + 1]);
     else if (flag == "--exact-only") exact_only = std::string(argv[i + 1]) == "1";
+    else if (flag == "--probe-cells") probe_cells = bench::parse_list(argv[i + 1]);
     else {
       std::cerr << "usage: gallery_search [--sizes 10000,100000,1000000] [--dims 128,2048] [--probes 1000]\n"
-                   "                      [--exact-only 1]\n";
+                   "                      [--exact-only 1] [--probe-cells 16,64,128]\n";
       return 2;
     }
   }
@@ -95,17 +99,24 @@ int main(int argc, char** argv) {
       torch::Tensor truth;
       for (auto& [name, index] : indexes) {
         const double build_s = seconds_of([&] { index->reset(gallery); });
-        const int repeats = size >= 1000000 ? 5 : 21;
-        const double one_s = median_seconds([&] { (void)index->search(one, 1); }, repeats);
-        siamese::Neighbours found;
-        const double many_s = seconds_of([&] { found = index->search(probes, 1); });
-        const auto rows = found.rows.select(1, 0);
-        if (!truth.defined()) truth = rows;
-        const double recall = rows.eq(truth).to(torch::kFloat64).mean().item<double>();
-        std::printf("%9lld %5lld  %-30s %9.2f %11.3f %11.1f %9.4f %8.2fx\n", static_cast<long long>(size),
-                    static_cast<long long>(dim), index->description().c_str(), build_s, one_s * 1e3, many_s * 1e3,
-                    recall, one_s / read_s);
-        std::fflush(stdout);
+        // An IVF index is measured at each --probe-cells on the one build; the others once.
+        const bool ivf = index->description().find("IVF") != std::string::npos;
+        for (const auto cells : ivf ? probe_cells : std::vector<std::int64_t>{0}) {
+#ifdef SIAMESE_HAS_FAISS
+          if (ivf) dynamic_cast<siamese::FaissIndex&>(*index).set_probe_cells(cells);
+#endif
+          const int repeats = size >= 1000000 ? 5 : 21;
+          const double one_s = median_seconds([&] { (void)index->search(one, 1); }, repeats);
+          siamese::Neighbours found;
+          const double many_s = seconds_of([&] { found = index->search(probes, 1); });
+          const auto rows = found.rows.select(1, 0);
+          if (!truth.defined()) truth = rows;
+          const double recall = rows.eq(truth).to(torch::kFloat64).mean().item<double>();
+          std::printf("%9lld %5lld  %-30s %9.2f %11.3f %11.1f %9.4f %8.2fx\n", static_cast<long long>(size),
+                      static_cast<long long>(dim), index->description().c_str(), build_s, one_s * 1e3, many_s * 1e3,
+                      recall, one_s / read_s);
+          std::fflush(stdout);
+        }
         index.reset();  // free before the next one
       }
       std::printf("%9s %5s  memory read of the gallery: %.3f ms (%.1f GB/s)\n", "", "", read_s * 1e3,

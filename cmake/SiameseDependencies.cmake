@@ -1,6 +1,6 @@
 # The packages the library needs, found the same way here and in siameseConfig.cmake.
 # siamese::core needs LibTorch and nlohmann_json; siamese::vision adds OpenCV, siamese::gallery
-# SQLite. A missing OpenCV or SQLite drops only the layers that need it.
+# SQLite (and libpq where found). A missing OpenCV or SQLite drops only the layers that need it.
 include(GNUInstallDirs)
 # A parent project may supply the `torch` target and nlohmann_json::nlohmann_json itself
 # (tests/gpu does: a Python torch's files as they lie, and nlohmann's single header).
@@ -39,6 +39,19 @@ find_package(SQLite3 QUIET)
 set(SIAMESE_HAS_GALLERY ${SQLite3_FOUND})
 if(NOT SQLite3_FOUND)
   message(STATUS "siamese: SQLite3 not found: no siamese::gallery or siamese::siamese (Debian: libsqlite3-dev)")
+endif()
+
+# Optional: libpq, for galleries on a PostgreSQL server (siamese/postgres_gallery_store.hpp).
+# Debian: libpq-dev. Where it is found, siamese::gallery links it and defines SIAMESE_WITH_POSTGRES,
+# so that every program using the layer sees the same gallery_database.hpp.
+set(SIAMESE_HAS_POSTGRES OFF)
+if(SIAMESE_HAS_GALLERY)
+  find_package(PostgreSQL QUIET)
+  if(PostgreSQL_FOUND)
+    set(SIAMESE_HAS_POSTGRES ON)
+  else()
+    message(STATUS "siamese: libpq not found: galleries in SQLite files only, no PostgreSQL server (Debian: libpq-dev)")
+  endif()
 endif()
 
 # Optional: FAISS for galleries of millions (siamese/faiss_index.hpp, target siamese::faiss).

@@ -1,8 +1,11 @@
 // gallery: enroll people and identify faces (1:N).
 //
-// A gallery database (SQLite) holds people and the embeddings of their enrolled photos, tagged
-// with the model that made them. Every enroll, remove and rename is a transaction of its own,
-// so many `gallery` processes may change one gallery at once and none loses another's work.
+// A gallery database holds people and the embeddings of their enrolled photos, tagged with the
+// model that made them: a SQLite file (DB is its path), or a PostgreSQL server shared by many
+// machines (DB is a postgresql://user@host:port/database URL; libpq's PG* variables, .pgpass
+// and sslmode apply, and a password in the URL is masked in everything printed). Every enroll,
+// remove and rename is a transaction of its own, so many `gallery` processes may change one
+// gallery at once and none loses another's work.
 // Faces are found and aligned as in verify_pair.
 //
 // `identify` names every face in the photo (the largest alone with --largest): its box, the
@@ -21,7 +24,8 @@
 // the quality bar (siamese::QualityBar: smaller than 40 px, turned past 45 degrees of yaw or 40
 // of pitch, blurred flat, too dark or too bright) is refused with the reason, unless
 // --any-quality. `export` and `import` move a
-// gallery to and from the single checksummed file format. The open-set benchmark is `open_set`.
+// gallery to and from the single checksummed file format; `import` also copies one gallery
+// database into another, across engines (SQLite to PostgreSQL and back), photo records included. The open-set benchmark is `open_set`.
 //
 // Models needed: models/faceapi_recognition.pt with its detector and landmark models
 // (tools/setup-models.sh), or another backbone given with --model.
@@ -30,7 +34,7 @@
 //        gallery identify DB PHOTO [--k 5] [--fpir 0.01] [--json]
 //        gallery list DB                        gallery remove DB NAME
 //        gallery rename DB OLD NEW              gallery export DB FILE
-//        gallery import FILE DB
+//        gallery import SOURCE DB               (SOURCE: an exported file, or a gallery database)
 // (gallery --help and gallery COMMAND --help list every option with its default.)
 
 #include "example_main.hpp"
@@ -39,6 +43,8 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -212,7 +218,7 @@ int enroll(const Arguments& args) {
   std::cout << "enrolled " << summary.photos << " photo(s) of " << summary.people << " people (" << std::fixed
             << std::setprecision(1) << summary.photos / std::max(seconds, 1e-9) << " photos/s end to end); skipped "
             << summary.skipped << " already enrolled; refused " << summary.refused.size() << "; "
-            << gallery.people().size() << " people in " << args.db << '\n';
+            << gallery.people().size() << " people in " << siamese::displayed_location(args.db) << '\n';
   for (const auto& line : summary.refused) std::cout << "  refused " << line << '\n';
   return 0;
 }
@@ -237,7 +243,9 @@ int identify(const Arguments& args) {
   const auto& backbone = people.verifier().backbone();
   const auto gallery = siamese::Gallery::open(args.db);
   gallery.check_model(backbone.metadata().name, backbone.metadata().embedding_size);
-  if (gallery.size() == 0) throw siamese::GalleryError("gallery '" + args.db + "' is empty: enroll someone first");
+  if (gallery.size() == 0) {
+    throw siamese::GalleryError("gallery '" + siamese::displayed_location(args.db) + "' is empty: enroll someone first");
+  }
   std::string source;
   const auto decision = example::gallery_decision("gallery", args.model, args.threshold, args.fpir, backbone, gallery, source);
   const auto photo = people.find(std::filesystem::path(args.file));
@@ -281,7 +289,7 @@ int list(const Arguments& args) {
 int change(const Arguments& args, bool remove) {
   auto gallery = siamese::Gallery::open(args.db);
   if (!(remove ? gallery.remove(args.person) : gallery.rename(args.person, args.new_name))) {
-    std::cerr << "gallery: no person '" << args.person << "' in " << args.db << '\n';
+    std::cerr << "gallery: no person '" << args.person << "' in " << siamese::displayed_location(args.db) << '\n';
     return 1;
   }
   std::cout << (remove ? "removed " : "renamed ") << args.person << '\n';
@@ -295,11 +303,35 @@ int export_file(const Arguments& args) {
   return 0;
 }
 
+// Whether `location` is a gallery database (a server's URL, or a SQLite file) rather than a
+// file written by export.
+bool is_gallery_database(const std::string& location) {
+  if (siamese::is_gallery_server(location)) return true;
+  std::ifstream in(location, std::ios::binary);
+  char header[16] = {};
+  in.read(header, sizeof header);
+  return in.gcount() == sizeof header && std::memcmp(header, "SQLite format 3", sizeof header) == 0;
+}
+
 int import_file(const Arguments& args) {
+  const auto target = siamese::displayed_location(args.db);
+  if (is_gallery_database(args.file)) {
+    // Database to database, on either engine: the photo records travel too, so importing
+    // again adds only the rows without a content hash.
+    const auto source = siamese::open_gallery_store(args.file);
+    auto gallery = siamese::Gallery::open(args.db, source->model_name(), source->embedding_size());
+    const auto enrollments = source->enrollments();
+    std::size_t rows = 0;
+    for (const auto& e : enrollments) rows += static_cast<std::size_t>(e.embeddings.size(0));
+    const auto added = gallery.enroll(enrollments);  // one transaction: all or nothing
+    std::cout << "imported " << enrollments.size() << " people, " << added << " embeddings (with their photo records) from "
+              << source->location() << " into " << target << "; " << rows - added << " were there already\n";
+    return 0;
+  }
   const auto source = siamese::Gallery::load(args.file);
   auto gallery = siamese::Gallery::open(args.db, source.model_name(), source.embedding_size());
   gallery.enroll(source.enrollments());  // one transaction: all or nothing
-  std::cout << "imported " << source.people().size() << " people, " << source.size() << " embeddings into " << args.db << '\n';
+  std::cout << "imported " << source.people().size() << " people, " << source.size() << " embeddings into " << target << '\n';
   return 0;
 }
 
@@ -319,7 +351,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1e-4, 0.5));
   };
   auto* enroll_command = app.add_subcommand("enroll", "add photos of a person, or a folder of people");
-  enroll_command->add_option("DB", args.db, "gallery database; created when absent")->required();
+  enroll_command->add_option("DB", args.db, "gallery database (a SQLite file, or a postgresql:// URL); created when absent")->required();
   enroll_command->add_option("NAME", args.person, "the person's name (without --folder)");
   enroll_command->add_option("PHOTO", args.photos, "photos of the person, one face each (without --folder)");
   enroll_command->add_option("--folder", args.folder, "ROOT/<person>/<photos>, and ROOT/<person>.jpg: everyone in one run")
@@ -349,8 +381,11 @@ int main(int argc, char** argv) {
   auto* export_command = app.add_subcommand("export", "write the gallery to a single checksummed file");
   export_command->add_option("DB", args.db, "gallery database")->required();
   export_command->add_option("FILE", args.file, "the file to write")->required();
-  auto* import_command = app.add_subcommand("import", "add a single-file gallery to a database (created when absent)");
-  import_command->add_option("FILE", args.file, "a file written by export (or an older gallery)")->required();
+  auto* import_command =
+      app.add_subcommand("import", "add a single-file gallery, or another gallery database, to a database (created when absent)");
+  import_command->add_option("SOURCE", args.file, "a file written by export (or an older gallery), or a gallery database: a "
+                                                  "SQLite file or a postgresql:// URL")
+      ->required();
   import_command->add_option("DB", args.db, "gallery database")->required();
 
   return example::run_main(app, argc, argv, [&] {

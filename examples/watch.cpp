@@ -89,7 +89,9 @@ int watch(const Arguments& args) {
   siamese::TorchScriptBackbone backbone(args.model, backbone_options);
   const auto gallery = siamese::Gallery::open(args.db);
   gallery.check_model(backbone.metadata().name, backbone.metadata().embedding_size);
-  if (gallery.size() == 0) throw siamese::GalleryError("gallery '" + args.db + "' is empty: enroll someone first");
+  if (gallery.size() == 0) {
+    throw siamese::GalleryError("gallery '" + siamese::displayed_location(args.db) + "' is empty: enroll someone first");
+  }
   std::string decision_source;
   const auto decision = example::gallery_decision("watch", args.model, args.threshold, args.fpir, backbone, gallery, decision_source);
   std::cerr << "watch: decision " << example::describe(decision, decision_source) << '\n';

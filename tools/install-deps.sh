@@ -7,6 +7,8 @@ packages=(
   libtorch-dev libopencv-dev           # the library's dependencies
   nlohmann-json3-dev catch2            # metadata JSON, tests
   libsqlite3-dev                       # gallery databases
+  libpq-dev                            # galleries on a PostgreSQL server
+  postgresql-15                        # its tests start a server of their own
   libcli11-dev                         # the examples' command lines
   libfaiss-dev                         # optional FAISS gallery index (siamese::faiss)
   libopenblas0-openmp                  # fast BLAS for LibTorch (the reference BLAS is slow)

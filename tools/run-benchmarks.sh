@@ -74,10 +74,21 @@ else
 fi
 
 echo; echo "== 3. gallery search =="
-"$build/benchmarks/gallery_search" --sizes "$sizes" --dims 128,2048 --probes 1000
+"$build/benchmarks/gallery_search" --sizes "$sizes" --dims 128,2048 --probes 1000 --probe-cells 16,64,128
 
-echo; echo "== 4. gallery databases =="
-"$build/benchmarks/gallery_store" --sizes "$sizes"
+echo; echo "== 4. gallery databases: SQLite and PostgreSQL side by side =="
+# A scratch PostgreSQL server (tools/scratch-postgres.sh) for the server engine; SQLite alone
+# where PostgreSQL 15 is not installed.
+pg_dir=$(mktemp -d)
+if bash tools/scratch-postgres.sh start "$pg_dir"; then
+  socket=$(printf %s "$pg_dir" | sed 's|/|%2F|g')
+  "$build/benchmarks/gallery_store" --sizes "$sizes" --url "postgresql://postgres@$socket:5432/gallery"
+  bash tools/scratch-postgres.sh stop "$pg_dir"
+else
+  echo "(no PostgreSQL server: SQLite alone)"
+  "$build/benchmarks/gallery_store" --sizes "$sizes"
+fi
+rm -rf "$pg_dir"
 
 echo; echo "== 5. faces at other angles =="
 if [ -d ../shared/lfw ]; then

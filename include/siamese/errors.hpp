@@ -71,6 +71,19 @@ class GalleryBusyError : public GalleryError {
   using GalleryError::GalleryError;
 };
 
+/// A gallery server cannot be reached, or the connection to it was lost; nothing was changed
+/// unless the message says the outcome of a commit is unknown. Trying again later may succeed.
+class GalleryUnavailableError : public GalleryError {
+ public:
+  using GalleryError::GalleryError;
+};
+
+/// A gallery server refused the login (wrong password, unknown user or database, pg_hba.conf).
+class GalleryLoginError : public GalleryError {
+ public:
+  using GalleryError::GalleryError;
+};
+
 /// A requested device is not available in this build or on this machine.
 class DeviceError : public Error {
  public:

@@ -126,6 +126,14 @@ class FaissIndex final : public VectorIndex {
 
   bool exact() const override { return options_.kind == FaissKind::flat; }
 
+  /// Searches `cells` IVF cells per probe from now on (FaissIndexOptions::probe_cells), without
+  /// building again: recall is traded for latency on a built index. Requires: cells >= 1.
+  void set_probe_cells(std::int64_t cells) {
+    if (cells < 1) throw Error("FaissIndex::set_probe_cells needs at least 1 cell, got " + std::to_string(cells));
+    options_.probe_cells = cells;
+    if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index_.get())) ivf->nprobe = static_cast<std::size_t>(std::min(cells, ivf_cells()));
+  }
+
  private:
   template <class F>
   static void guarded(F f) {

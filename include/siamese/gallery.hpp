@@ -7,6 +7,7 @@
 #include <siamese/device.hpp>
 #include <siamese/distance.hpp>
 #include <siamese/errors.hpp>
+#include <siamese/gallery_database.hpp>
 #include <siamese/gallery_store.hpp>
 #include <siamese/index.hpp>
 #include <siamese/open_set.hpp>
@@ -87,12 +88,16 @@ inline torch::Tensor person_template(const torch::Tensor& embeddings) {
 /// (siamese/faiss_index.hpp) for millions of embeddings.
 ///
 /// Storage: a gallery lives in memory (the constructor; save() and load() move it to and from
-/// a single checksummed file), or in a gallery database (open(): a GalleryStore, SQLite),
-/// where every enroll, remove and rename is a transaction of its own and any number of
-/// processes may change and read one gallery at once. A database-backed gallery keeps its
-/// index in memory, built from the database, and brings it up to date before each read
-/// (identify, people, size) when the database's change counter has moved: enrollments by
-/// other processes are appended, a removal or rename anywhere reloads every row.
+/// a single checksummed file), or in a gallery database (open(): a GalleryStore, a SQLite file
+/// or a PostgreSQL server), where every enroll, remove and rename is a transaction of its own
+/// and any number of processes, on one machine or several, may change and read one gallery at
+/// once. A database-backed gallery keeps its index in memory, built from the database, and
+/// brings it up to date before each read (identify, people, size) when the store says the
+/// database may have changed (SQLite: its change counter moved; PostgreSQL: a commit was
+/// announced, with no round trip otherwise): enrollments by other processes are appended,
+/// removals and renames applied in order (or, where the store cannot list them, every row read
+/// again). While a server cannot be reached, reads answer from the rows held and writes throw
+/// GalleryUnavailableError; the store catches up once it reconnects.
 ///
 /// Thread safety: any number of threads may identify() while one thread enrolls, removes or
 /// renames; readers see the gallery before or after each change, never half of one. Readers
@@ -102,18 +107,20 @@ class Gallery {
  public:
   static constexpr std::uint32_t format_version = detail::gallery_file_version;
 
-  /// The gallery in the database `file`, created for this model when it does not exist.
-  /// Throws GalleryError when the file is not a gallery database, or was made with another
-  /// model (naming both); FileError when it cannot be created.
-  static Gallery open(const std::filesystem::path& file, const std::string& model_name, std::int64_t embedding_size,
+  /// The gallery in the database at `location` (a SQLite file's path, or a postgresql:// URL:
+  /// open_gallery_store()), created for this model when there is none. Throws GalleryError
+  /// when the location holds something else, or a gallery of another model (naming both);
+  /// FileError when a file cannot be created; GalleryLoginError or GalleryUnavailableError
+  /// when a server refuses the login or cannot be reached.
+  static Gallery open(const std::filesystem::path& location, const std::string& model_name, std::int64_t embedding_size,
                       GalleryStoreOptions options = {}) {
-    return Gallery(GalleryStore::open_or_create(file, model_name, embedding_size, options));
+    return Gallery(open_gallery_store(location.string(), model_name, embedding_size, std::move(options)));
   }
 
-  /// The gallery in the existing database `file`, whatever its model. Throws FileError when
-  /// there is none, GalleryError when it is not a gallery database.
-  static Gallery open(const std::filesystem::path& file, GalleryStoreOptions options = {}) {
-    return Gallery(GalleryStore::open(file, options));
+  /// The gallery in the existing database at `location`, whatever its model. Throws FileError
+  /// when there is no such file, otherwise as above.
+  static Gallery open(const std::filesystem::path& location, GalleryStoreOptions options = {}) {
+    return Gallery(open_gallery_store(location.string(), std::move(options)));
   }
 
   Gallery(std::string model_name, std::int64_t embedding_size)
@@ -242,20 +249,7 @@ class Gallery {
   std::vector<Enrollment> enrollments() const {
     sync();
     std::shared_lock lock(mutex_);
-    const auto& owners = rows_.owners();
-    std::unordered_map<std::string, std::size_t> slot;
-    std::vector<std::vector<std::int64_t>> rows;
-    std::vector<Enrollment> out;
-    for (std::size_t i = 0; i < owners.size(); ++i) {
-      const auto [at, added] = slot.emplace(owners[i], out.size());
-      if (added) {
-        out.push_back({owners[i], {}, {}});
-        rows.emplace_back();
-      }
-      rows[at->second].push_back(static_cast<std::int64_t>(i));
-    }
-    for (std::size_t p = 0; p < out.size(); ++p) out[p].embeddings = rows_.embeddings().index_select(0, torch::tensor(rows[p]));
-    return out;
+    return detail::group_by_person(rows_.owners(), rows_.embeddings());
   }
 
   /// Removes a person; returns false when there was none.
@@ -487,15 +481,42 @@ class Gallery {
   void sync() const {
     if (!store_) return;
     std::lock_guard syncing(sync_mutex_);
-    auto changes = store_->changes_since(known_);
+    if (!store_->may_have_changed()) return;
+    std::optional<GalleryStoreRows> changes;
+    try {
+      changes = store_->changes_since(known_);
+    } catch (const GalleryUnavailableError&) {
+      if (known_.generation < 0) throw;
+      return;  // answered from the rows held; caught up after the store reconnects
+    }
     if (!changes) return;
     std::unique_lock lock(mutex_);
     if (changes->complete) {
       rows_.replace(std::move(changes->owners), changes->embeddings);
     } else {
-      rows_.append(changes->owners, changes->embeddings);
+      apply_in_order(*changes);
     }
     known_ = changes->version;
+  }
+
+  // Appends new rows and applies removals and renames in the order they were committed: a
+  // row enrolled after its person's removal stays, one enrolled before goes.
+  void apply_in_order(const GalleryStoreRows& changes) const {
+    const auto& owners = changes.owners;
+    std::size_t next = 0;
+    const auto append_before = [&](std::int64_t generation) {
+      auto end = next;
+      while (end < owners.size() && (changes.rewrites.empty() || changes.row_generations[end] < generation)) ++end;
+      if (end == next) return;
+      rows_.append({owners.begin() + static_cast<std::ptrdiff_t>(next), owners.begin() + static_cast<std::ptrdiff_t>(end)},
+                   changes.embeddings.narrow(0, static_cast<std::int64_t>(next), static_cast<std::int64_t>(end - next)));
+      next = end;
+    };
+    for (const auto& rewrite : changes.rewrites) {
+      append_before(rewrite.generation);
+      if (rewrite.renamed_to) rows_.rename(rewrite.person, *rewrite.renamed_to); else rows_.remove(rewrite.person);
+    }
+    append_before(std::numeric_limits<std::int64_t>::max());
   }
 
   static void check_name(const std::string& person) {

@@ -14,6 +14,7 @@
 #include <siamese/face.hpp>
 #include <siamese/faces.hpp>
 #include <siamese/gallery.hpp>
+#include <siamese/gallery_database.hpp>
 #include <siamese/gallery_store.hpp>
 #include <siamese/head.hpp>
 #include <siamese/index.hpp>
@@ -25,6 +26,7 @@
 #include <siamese/progress.hpp>
 #include <siamese/quality.hpp>
 #include <siamese/siamese_net.hpp>
+#include <siamese/sqlite_gallery_store.hpp>
 #include <siamese/track.hpp>
 #include <siamese/train.hpp>
 #include <siamese/version.hpp>

@@ -103,7 +103,7 @@ inline void gallery_database_target(const std::uint8_t* data, std::size_t size) 
     // A file SQLite's own check finds damaged (a B-tree cell out of range, say) may read back
     // rows twice, which SQLite's reads do not notice: the gallery must not crash or leave its
     // typed errors on it, but its counts are only promised for sound files.
-    const bool sound = GalleryStore::open(file, quick)->integrity_check() == "ok";
+    const bool sound = SqliteGalleryStore::open(file, quick)->integrity_check() == "ok";
     const auto before = gallery.size();
     const auto probe = torch::full({gallery.embedding_size()}, 1e4F);  // far from any real face
     gallery.enroll("fuzz probe", probe);
