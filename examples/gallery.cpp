@@ -101,18 +101,13 @@ struct PersonPhotos {
 std::vector<PersonPhotos> folder_people(const std::filesystem::path& root) {
   std::error_code ec;
   if (!std::filesystem::is_directory(root, ec)) throw siamese::FileError("enrollment folder '" + root.string() + "' is not a folder");
-  const auto is_photo = [](const std::filesystem::path& file) {
-    auto ext = file.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp";
-  };
   std::map<std::string, std::vector<std::filesystem::path>> people;
   for (const auto& entry : std::filesystem::directory_iterator(root)) {
     if (entry.is_directory(ec)) {
       for (const auto& file : std::filesystem::directory_iterator(entry.path())) {
-        if (file.is_regular_file(ec) && is_photo(file.path())) people[entry.path().filename().string()].push_back(file.path());
+        if (file.is_regular_file(ec) && siamese::is_photo_file(file.path())) people[entry.path().filename().string()].push_back(file.path());
       }
-    } else if (entry.is_regular_file(ec) && is_photo(entry.path())) {
+    } else if (entry.is_regular_file(ec) && siamese::is_photo_file(entry.path())) {
       people[entry.path().stem().string()].push_back(entry.path());
     }
   }
@@ -121,7 +116,7 @@ std::vector<PersonPhotos> folder_people(const std::filesystem::path& root) {
     std::sort(photos.begin(), photos.end());
     out.push_back({person, std::move(photos)});
   }
-  if (out.empty()) throw siamese::Error("enrollment folder '" + root.string() + "' holds no photo (.jpg, .jpeg, .png, .bmp, .webp)");
+  if (out.empty()) throw siamese::Error("enrollment folder '" + root.string() + "' holds no photo (" + siamese::photo_extensions + ")");
   return out;
 }
 

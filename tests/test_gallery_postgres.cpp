@@ -3,42 +3,33 @@
 // starts a server of its own (postgres_server.hpp) and skips, saying why, without one.
 
 #include "fixtures.hpp"
+#include "gallery_scenarios.hpp"
 #include "postgres_server.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <libpq-fe.h>
 
-#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <fstream>
-#include <set>
 #include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
 
 using siamese::Gallery;
+using scenarios::dim;
+using scenarios::embedding_of;
+using scenarios::exited_cleanly;
+using scenarios::person;
 
 namespace {
-
-constexpr std::int64_t dim = 8;
 
 #define SKIP_WITHOUT_POSTGRES()                                   \
   if (const auto why = fixtures::PostgresServer::unavailable()) { \
     WARN("skipped: " << *why);                                    \
     return;                                                       \
   }
-
-// A distinct embedding per (writer, index), far from every other.
-torch::Tensor embedding_of(int writer, int index) {
-  auto row = torch::zeros({dim});
-  row[writer % dim] = 10.0f * static_cast<float>(index + 1);
-  row[(writer + 1) % dim] = static_cast<float>(writer + 1);
-  return row;
-}
-
-std::string person(int writer, int index) { return "writer" + std::to_string(writer) + "-" + std::to_string(index); }
 
 // A photo record whose content hash is unique to (writer, index): enrolling it twice is one row.
 std::vector<siamese::EnrolledPhoto> photo_of(int writer, int index) {
@@ -60,11 +51,6 @@ std::string query(const std::string& url, const std::string& sql) {
   return value;
 }
 
-bool exited_cleanly(pid_t child) {
-  int status = 0;
-  waitpid(child, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 
 // Runs `body` in a child process; its exit status says whether it returned true.
 template <class Body>
@@ -205,55 +191,15 @@ TEST_CASE("A writer killed inside a transaction on the server leaves every earli
   const auto url = server.url();
   Gallery::open(url, "face", dim).enroll("before", embedding_of(0, 0));
   SECTION("killed holding the model's lock, halfway through an enrollment") {
-    int ready[2];
-    REQUIRE(pipe(ready) == 0);
-    const pid_t child = fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
+    scenarios::kill_inside_transaction([&] {
       PGconn* connection = PQconnectdb(url.c_str());
       PQclear(PQexec(connection,
                      "BEGIN; SELECT generation FROM siamese_gallery.model FOR UPDATE;"
                      "INSERT INTO siamese_gallery.people(name) VALUES ('half');"));
-      const char byte = 1;
-      (void)!write(ready[1], &byte, 1);
-      for (;;) pause();
-    }
-    char byte = 0;
-    REQUIRE(read(ready[0], &byte, 1) == 1);
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-    close(ready[0]);
-    close(ready[1]);
+    });
   }
-  SECTION("killed while enrolling as fast as it can") {
-    int done[2];
-    REQUIRE(pipe(done) == 0);
-    const pid_t child = fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-      auto gallery = Gallery::open(url, "face", dim);
-      for (int i = 0;; ++i) {
-        gallery.enroll(person(1, i), embedding_of(1, i));
-        (void)!write(done[1], &i, sizeof i);  // reported only once committed
-      }
-    }
-    int last = -1;
-    for (int i = 0; i < 20; ++i) REQUIRE(read(done[0], &last, sizeof last) == sizeof last);
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-    close(done[1]);
-    while (read(done[0], &last, sizeof last) == sizeof last) {
-    }
-    close(done[0]);
-    auto gallery = Gallery::open(url);
-    for (int i = 0; i <= last; ++i) CHECK(gallery.identify(embedding_of(1, i), 1, 1.0)[0].best() == person(1, i));
-  }
-  auto gallery = Gallery::open(url);
-  CHECK(gallery.store()->integrity_check() == "ok");
-  CHECK(gallery.identify(embedding_of(0, 0), 1, 1.0)[0].best() == "before");
-  for (const auto& [name, rows] : gallery.people()) CHECK(name != "half");
-  gallery.enroll("after", embedding_of(2, 0));  // the dead writer's lock went with its connection
-  CHECK(gallery.identify(embedding_of(2, 0), 1, 1.0)[0].best() == "after");
+  SECTION("killed while enrolling as fast as it can") { scenarios::kill_while_enrolling(url); }
+  scenarios::check_after_killed_writer(url);
 }
 
 TEST_CASE("A server stopped and restarted mid-run: writers retry, nodes reconnect, nothing lost or doubled",

@@ -1,4 +1,5 @@
 #include "fixtures.hpp"
+#include "gallery_scenarios.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -14,20 +15,12 @@
 #include <unistd.h>
 
 using siamese::Gallery;
+using scenarios::dim;
+using scenarios::embedding_of;
+using scenarios::exited_cleanly;
+using scenarios::person;
 
 namespace {
-
-constexpr std::int64_t dim = 8;
-
-// A distinct embedding per (writer, index): far from every other, so identify finds it.
-torch::Tensor embedding_of(int writer, int index) {
-  auto row = torch::zeros({dim});
-  row[writer % dim] = 10.0f * static_cast<float>(index + 1);
-  row[(writer + 1) % dim] = static_cast<float>(writer + 1);
-  return row;
-}
-
-std::string person(int writer, int index) { return "writer" + std::to_string(writer) + "-" + std::to_string(index); }
 
 std::string file_bytes(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -48,12 +41,6 @@ void sql(const std::filesystem::path& file, const std::string& statements) {
   REQUIRE(code == SQLITE_OK);
 }
 
-// Waits for a forked child; true when it exited with status 0.
-bool exited_cleanly(pid_t child) {
-  int status = 0;
-  waitpid(child, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 
 }  // namespace
 
@@ -163,57 +150,17 @@ TEST_CASE("A process killed inside a gallery transaction leaves every earlier en
     gallery.enroll("before", embedding_of(0, 0));
   }
   SECTION("killed between statements of an open transaction") {
-    int ready[2];
-    REQUIRE(pipe(ready) == 0);
-    const pid_t child = fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
+    scenarios::kill_inside_transaction([&] {
       sqlite3* db = nullptr;
       sqlite3_open(file.c_str(), &db);
       sqlite3_exec(db,
                    "BEGIN IMMEDIATE; INSERT INTO people(name) VALUES('half');"
                    "INSERT INTO embeddings(person, vector) VALUES(last_insert_rowid(), zeroblob(32));",
                    nullptr, nullptr, nullptr);
-      const char byte = 1;
-      (void)!write(ready[1], &byte, 1);
-      for (;;) pause();
-    }
-    char byte = 0;
-    REQUIRE(read(ready[0], &byte, 1) == 1);
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-    close(ready[0]);
-    close(ready[1]);
+    });
   }
-  SECTION("killed while enrolling as fast as it can") {
-    int done[2];
-    REQUIRE(pipe(done) == 0);
-    const pid_t child = fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-      auto gallery = Gallery::open(file, "face", dim);
-      for (int i = 0;; ++i) {
-        gallery.enroll(person(1, i), embedding_of(1, i));
-        (void)!write(done[1], &i, sizeof i);  // reported only once committed
-      }
-    }
-    int last = -1;
-    for (int i = 0; i < 20; ++i) REQUIRE(read(done[0], &last, sizeof last) == sizeof last);
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-    close(done[1]);
-    while (read(done[0], &last, sizeof last) == sizeof last) {
-    }
-    close(done[0]);
-    auto gallery = Gallery::open(file);
-    for (int i = 0; i <= last; ++i) CHECK(gallery.identify(embedding_of(1, i), 1, 1.0)[0].best() == person(1, i));
-  }
-  auto gallery = Gallery::open(file);
-  CHECK(gallery.store()->integrity_check() == "ok");
-  CHECK(gallery.identify(embedding_of(0, 0), 1, 1.0)[0].best() == "before");
-  for (const auto& [name, rows] : gallery.people()) CHECK(name != "half");
-  gallery.enroll("after", embedding_of(2, 0));  // the dead writer's lock is gone
-  CHECK(gallery.identify(embedding_of(2, 0), 1, 1.0)[0].best() == "after");
+  SECTION("killed while enrolling as fast as it can") { scenarios::kill_while_enrolling(file.string()); }
+  scenarios::check_after_killed_writer(file.string());
 }
 
 TEST_CASE("Damaged, foreign, other-model and newer gallery databases are refused unchanged", "[gallery][store][errors]") {

@@ -80,7 +80,7 @@ echo; echo "== 4. gallery databases: SQLite and PostgreSQL side by side =="
 # A scratch PostgreSQL server (tools/scratch-postgres.sh) for the server engine; SQLite alone
 # where PostgreSQL 15 is not installed.
 pg_dir=$(mktemp -d)
-if bash tools/scratch-postgres.sh start "$pg_dir"; then
+if bash tools/scratch-postgres.sh start "$pg_dir" durable; then
   socket=$(printf %s "$pg_dir" | sed 's|/|%2F|g')
   "$build/benchmarks/gallery_store" --sizes "$sizes" --url "postgresql://postgres@$socket:5432/gallery"
   bash tools/scratch-postgres.sh stop "$pg_dir"

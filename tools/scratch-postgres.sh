@@ -3,10 +3,12 @@
 # no TCP port, no fsync. initdb refuses root: as root, the server runs as the `postgres`
 # account (Debian's postgresql-15 creates it), so DIR must be reachable by it (under /tmp).
 #
-#   scratch-postgres.sh start DIR   initialise DIR on first use, then start the server. The
+#   scratch-postgres.sh start DIR [durable]
+#                                   initialise DIR on first use, then start the server. The
 #                                   superuser `postgres` is trusted on the socket; the role
 #                                   `secret` must give its password ("s3cret pass"); the
-#                                   database `gallery` is owned by it.
+#                                   database `gallery` is owned by it. `durable`: with fsync,
+#                                   as a real server runs (for benchmarks; tests go without).
 #   scratch-postgres.sh stop DIR    stop it ("fast": connections cut, transactions rolled back)
 #   scratch-postgres.sh psql DIR DATABASE   run the SQL on standard input as `postgres`
 #
@@ -15,6 +17,8 @@
 set -euo pipefail
 bin=/usr/lib/postgresql/15/bin
 command=$1 dir=$2
+fsync=off
+[ "${3:-}" = durable ] && fsync=on
 if [ ! -x "$bin/pg_ctl" ]; then
   echo "PostgreSQL 15 server binaries not found (Debian: apt-get install postgresql-15)" >&2
   exit 3
@@ -30,7 +34,7 @@ case $command in
       fresh=1
     fi
     as_server "$bin/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/server.log" \
-      -o "-c listen_addresses='' -k $dir -p 5432 -c fsync=off -c max_connections=100" start >/dev/null
+      -o "-c listen_addresses='' -k $dir -p 5432 -c fsync=$fsync -c max_connections=100" start >/dev/null
     if [ -n "${fresh:-}" ]; then
       as_server "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -U postgres -d postgres \
         -c "CREATE ROLE secret LOGIN PASSWORD 's3cret pass'" -c "CREATE DATABASE gallery OWNER secret" >/dev/null

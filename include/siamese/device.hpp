@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -114,7 +115,8 @@ inline void set_num_threads(int count) {
 
 /// The thread count the library chooses when the caller has not: every hardware thread.
 /// Debian's LibTorch starts with one intra-op thread on small machines, which halves throughput
-/// on a 2-core machine; loading a backbone applies this default unless set_num_threads() ran.
+/// on a 2-core machine; loading a backbone applies this default unless set_num_threads() ran or
+/// the process was started with OMP_NUM_THREADS (the owner's choice, which OpenMP applied).
 inline int default_num_threads() {
   return static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
 }
@@ -166,12 +168,13 @@ inline void keep_allocator_settings() { detail::allocator_settings_kept() = true
 
 namespace detail {
 /// The library's process-wide defaults, applied once each: when the first network loads onto
-/// the CPU, default_num_threads() unless the user chose a count (a network on a GPU leaves the
-/// count alone: its host threads only feed the device); when the first network loads anywhere,
+/// the CPU, default_num_threads() unless the user chose a count, by set_num_threads() or by
+/// starting the process with OMP_NUM_THREADS (a network on a GPU leaves the count alone: its
+/// host threads only feed the device); when the first network loads anywhere,
 /// the allocator tuning that keep_allocator_settings() describes unless the user declined it.
 inline void apply_process_defaults(const Device& device) {
   static std::atomic<bool> threads_applied{false};
-  if (!device.is_cuda() && !threads_applied.exchange(true) && !threads_chosen_by_user()) {
+  if (!device.is_cuda() && !threads_applied.exchange(true) && !threads_chosen_by_user() && std::getenv("OMP_NUM_THREADS") == nullptr) {
     torch::set_num_threads(default_num_threads());
   }
   static std::atomic<bool> allocator_applied{false};

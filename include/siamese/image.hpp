@@ -201,6 +201,17 @@ inline cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::s
   return detail::to_rgb8(decoded);
 }
 
+/// The extensions of the files taken as photos where a folder is read (frames of a video,
+/// people to enroll), as messages list them.
+inline constexpr const char* photo_extensions = ".jpg, .jpeg, .png, .bmp, .webp";
+
+/// Whether `file` is named as a photo: its extension, in any case, is one of photo_extensions.
+inline bool is_photo_file(const std::filesystem::path& file) {
+  auto ext = file.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp";
+}
+
 /// Reads a whole file, refusing files over `max_bytes`.
 /// Throws FileError when the file is missing or unreadable, ImageError when it is too large.
 inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& file, std::uintmax_t max_bytes) {

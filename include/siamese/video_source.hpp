@@ -47,7 +47,7 @@ class VideoSource {
     }
     if (std::filesystem::is_directory(source, ec)) {
       video.frames_ = frame_files(source);
-      if (video.frames_.empty()) throw VideoError("frame folder '" + source + "' holds no image (.jpg, .jpeg, .png, .bmp, .webp)");
+      if (video.frames_.empty()) throw VideoError("frame folder '" + source + "' holds no image (" + photo_extensions + ")");
       return video;
     }
     if (!std::filesystem::is_regular_file(source, ec)) throw VideoError("video '" + source + "' does not exist");
@@ -121,11 +121,7 @@ class VideoSource {
     std::vector<std::filesystem::path> files;
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(folder)) {
-      auto ext = entry.path().extension().string();
-      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-      if (entry.is_regular_file(ec) && (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp")) {
-        files.push_back(entry.path());
-      }
+      if (entry.is_regular_file(ec) && is_photo_file(entry.path())) files.push_back(entry.path());
     }
     std::sort(files.begin(), files.end());
     return files;

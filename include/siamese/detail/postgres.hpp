@@ -127,8 +127,9 @@ class Connection {
     return checked(result, sql);
   }
 
-  /// Runs a statement (or several, without parameters) that returns no rows.
-  void execute(const std::string& sql) { checked(PQexec(connection_.get(), sql.c_str()), sql); }
+  /// Runs a statement, or several separated by semicolons (without parameters, in one round
+  /// trip); returns the last one's result (text).
+  Result execute(const std::string& sql) { return checked(PQexec(connection_.get(), sql.c_str()), sql); }
 
   /// Runs `COPY (...) TO STDOUT (FORMAT binary)` and hands each row's fields to `row`
   /// (pointers into a buffer valid during the call; a null pointer for NULL). Throws
