@@ -28,8 +28,9 @@ class PostgresServer {
   }
 
   /// Creates and starts a server: superuser `postgres` (trusted), role `secret` with the
-  /// password "s3cret pass", database `gallery`.
-  PostgresServer() { start(); }
+  /// password "s3cret pass", database `gallery`. With a `tls_port`, it also listens on
+  /// 127.0.0.1:tls_port, TLS only, with a self-signed certificate (certificate()).
+  explicit PostgresServer(int tls_port = 0) : port_(tls_port > 0 ? tls_port : 5432), tls_(tls_port > 0) { start(); }
 
   ~PostgresServer() {
     try {
@@ -46,11 +47,20 @@ class PostgresServer {
                   const std::string& password = "") const {
     std::string socket;
     for (const char c : dir_.path().string()) socket += c == '/' ? std::string("%2F") : std::string(1, c);
-    return "postgresql://" + user + (password.empty() ? "" : ":" + password) + "@" + socket + ":5432/" + database;
+    return "postgresql://" + user + (password.empty() ? "" : ":" + password) + "@" + socket + ":" + std::to_string(port_) + "/" +
+           database;
   }
 
+  /// A URL over TCP to the TLS listener, with `parameters` ("sslmode=require").
+  std::string tcp_url(const std::string& database, const std::string& parameters) const {
+    return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + database + "?" + parameters;
+  }
+
+  /// The server's self-signed certificate (with a `tls_port`).
+  std::string certificate() const { return (dir_ / "server.crt").string(); }
+
   void start() {
-    script("start");
+    script("start", tls_ ? "tls " + std::to_string(port_) : "");
     running_ = true;
   }
 
@@ -74,6 +84,8 @@ class PostgresServer {
   }
 
   TempDir dir_;
+  int port_;
+  bool tls_;
   bool running_ = false;
 };
 

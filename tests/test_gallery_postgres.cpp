@@ -295,6 +295,19 @@ TEST_CASE("Logins: a refused one is typed, passwords are masked, .pgpass files w
   CHECK_THROWS_AS(Gallery::open(gone, "face", dim), siamese::GalleryUnavailableError);
 }
 
+TEST_CASE("sslmode works as in any libpq program: TLS required, the server's certificate verified", "[gallery][postgres][errors]") {
+  SKIP_WITHOUT_POSTGRES();
+  fixtures::PostgresServer server(20000 + static_cast<int>(getpid() % 20000));  // TLS only on 127.0.0.1
+  const auto required = server.tcp_url("gallery", "sslmode=require");
+  Gallery::open(required, "face", dim).enroll("ann", embedding_of(0, 0));
+  CHECK(query(required, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == "t");
+  CHECK(Gallery::open(server.tcp_url("gallery", "sslmode=verify-full&sslrootcert=" + server.certificate())).size() == 1);
+  // The server takes no connection without TLS; a certificate no known authority signed is refused.
+  CHECK_THROWS_AS(Gallery::open(server.tcp_url("gallery", "sslmode=disable")), siamese::GalleryLoginError);
+  CHECK_THROWS_WITH(Gallery::open(server.tcp_url("gallery", "sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt")),
+                    Catch::Contains("127.0.0.1") && Catch::Contains("certificate"));
+}
+
 TEST_CASE("Other models' galleries, foreign schemas and hostile rows on a server are refused unchanged",
           "[gallery][postgres][errors]") {
   SKIP_WITHOUT_POSTGRES();
