@@ -43,8 +43,6 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <cstring>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -236,11 +234,7 @@ int identify(const Arguments& args) {
   options.device = siamese::Device::parse(args.device);
   siamese::Faces people(std::filesystem::path(args.model).parent_path(), options);
   const auto& backbone = people.verifier().backbone();
-  const auto gallery = siamese::Gallery::open(args.db);
-  gallery.check_model(backbone.metadata().name, backbone.metadata().embedding_size);
-  if (gallery.size() == 0) {
-    throw siamese::GalleryError("gallery '" + siamese::displayed_location(args.db) + "' is empty: enroll someone first");
-  }
+  const auto gallery = example::open_gallery_to_identify(args.db, backbone);
   std::string source;
   const auto decision = example::gallery_decision("gallery", args.model, args.threshold, args.fpir, backbone, gallery, source);
   const auto photo = people.find(std::filesystem::path(args.file));
@@ -301,11 +295,7 @@ int export_file(const Arguments& args) {
 // Whether `location` is a gallery database (a server's URL, or a SQLite file) rather than a
 // file written by export.
 bool is_gallery_database(const std::string& location) {
-  if (siamese::is_gallery_server(location)) return true;
-  std::ifstream in(location, std::ios::binary);
-  char header[16] = {};
-  in.read(header, sizeof header);
-  return in.gcount() == sizeof header && std::memcmp(header, "SQLite format 3", sizeof header) == 0;
+  return siamese::is_gallery_server(location) || siamese::SqliteGalleryStore::is_sqlite_file(location);
 }
 
 int import_file(const Arguments& args) {

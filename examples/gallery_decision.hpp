@@ -1,6 +1,7 @@
 #pragma once
 
-// How the examples that identify (gallery, watch) decide whether a face is someone enrolled:
+// How the examples that identify (gallery, watch) open their gallery and decide whether a face
+// is someone enrolled:
 // --threshold, else the model's open-set calibration at --fpir for the gallery's size, else
 // (warned) the model's 1:1 threshold. A model with none of them cannot say who is who.
 
@@ -13,6 +14,17 @@
 #include <string>
 
 namespace example {
+
+/// The gallery at `db` for identifying with `backbone`: checked against its model, and refused
+/// (GalleryError naming the database, its password masked) when nobody is enrolled.
+inline siamese::Gallery open_gallery_to_identify(const std::string& db, const siamese::TorchScriptBackbone& backbone) {
+  auto gallery = siamese::Gallery::open(db);
+  gallery.check_model(backbone.metadata().name, backbone.metadata().embedding_size);
+  if (gallery.size() == 0) {
+    throw siamese::GalleryError("gallery '" + siamese::displayed_location(db) + "' is empty: enroll someone first");
+  }
+  return gallery;
+}
 
 /// The decision for `gallery` under `model` (a backbone file): `threshold` when positive, else
 /// the open-set calibration beside the model at `fpir`, else its 1:1 threshold with a warning

@@ -87,11 +87,7 @@ int watch(const Arguments& args) {
   siamese::BackboneOptions backbone_options;
   backbone_options.device = device;
   siamese::TorchScriptBackbone backbone(args.model, backbone_options);
-  const auto gallery = siamese::Gallery::open(args.db);
-  gallery.check_model(backbone.metadata().name, backbone.metadata().embedding_size);
-  if (gallery.size() == 0) {
-    throw siamese::GalleryError("gallery '" + siamese::displayed_location(args.db) + "' is empty: enroll someone first");
-  }
+  const auto gallery = example::open_gallery_to_identify(args.db, backbone);
   std::string decision_source;
   const auto decision = example::gallery_decision("watch", args.model, args.threshold, args.fpir, backbone, gallery, decision_source);
   std::cerr << "watch: decision " << example::describe(decision, decision_source) << '\n';

@@ -86,6 +86,20 @@ TEST_CASE("A FAISS index searched before it holds rows says so", "[gallery][fais
   CHECK_THROWS_WITH(index.search(torch::zeros({1, 4}), 1), Catch::Contains("before reset()"));
 }
 
+TEST_CASE("IVF searches a sixteenth of its cells unless told, and takes no fewer than one", "[gallery][faiss][errors]") {
+  FaissIndex index;  // defaults: 4 sqrt(M) cells, never more than M / 39
+  index.reset(torch::randn({40000, 8}));
+  CHECK(index.description() == "faiss IVF800,Flat nprobe 50");
+  index.set_probe_cells(8);
+  CHECK(index.description() == "faiss IVF800,Flat nprobe 8");
+  index.set_probe_cells(5000);  // more than there are: all of them
+  CHECK(index.description() == "faiss IVF800,Flat nprobe 800");
+  CHECK_THROWS_WITH(index.set_probe_cells(0), Catch::Contains("at least 1 cell, got 0"));
+  siamese::FaissIndexOptions negative;
+  negative.probe_cells = -1;
+  CHECK_THROWS_WITH(FaissIndex(negative), Catch::Contains("FaissIndexOptions out of range"));
+}
+
 namespace {
 struct IndexOfFaiss173 {  // faiss::Index as Debian 12's FAISS 1.7.3 declares its row numbers
   using idx_t = std::int64_t;

@@ -452,9 +452,7 @@ class Gallery {
   }
 
   static std::int64_t checked_size(std::int64_t embedding_size) {
-    if (embedding_size < 1 || embedding_size > 65536) {
-      throw GalleryError("embedding size must be in 1..65536, got " + std::to_string(embedding_size));
-    }
+    detail::check_embedding_size(embedding_size);
     return embedding_size;
   }
 
@@ -493,6 +491,8 @@ class Gallery {
     std::unique_lock lock(mutex_);
     if (changes->complete) {
       rows_.replace(std::move(changes->owners), changes->embeddings);
+    } else if (changes->rewrites.empty()) {
+      rows_.append(changes->owners, changes->embeddings);
     } else {
       apply_in_order(*changes);
     }
@@ -500,13 +500,14 @@ class Gallery {
   }
 
   // Appends new rows and applies removals and renames in the order they were committed: a
-  // row enrolled after its person's removal stays, one enrolled before goes.
+  // row enrolled after its person's removal stays, one enrolled before goes. Requires: one
+  // generation per row (changes.row_generations).
   void apply_in_order(const GalleryStoreRows& changes) const {
     const auto& owners = changes.owners;
     std::size_t next = 0;
     const auto append_before = [&](std::int64_t generation) {
       auto end = next;
-      while (end < owners.size() && (changes.rewrites.empty() || changes.row_generations[end] < generation)) ++end;
+      while (end < owners.size() && changes.row_generations[end] < generation) ++end;
       if (end == next) return;
       rows_.append({owners.begin() + static_cast<std::ptrdiff_t>(next), owners.begin() + static_cast<std::ptrdiff_t>(end)},
                    changes.embeddings.narrow(0, static_cast<std::int64_t>(next), static_cast<std::int64_t>(end - next)));

@@ -67,6 +67,9 @@ class SqliteGalleryStore final : public GalleryStore {
     return store;
   }
 
+  /// Whether `file` starts as every SQLite database does (a gallery database or another).
+  static bool is_sqlite_file(const std::filesystem::path& file) { return is_sqlite_header(file_header(file)); }
+
   const std::string& location() const override { return db_.file(); }
 
   std::size_t enroll(const std::vector<Enrollment>& batch) override {
@@ -195,19 +198,27 @@ class SqliteGalleryStore final : public GalleryStore {
 
   // Refuses, before SQLite touches it, a file that is neither empty nor a SQLite database.
   static void check_file_kind(const std::filesystem::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return;  // absent: created, or refused by open()
-    char header[16] = {};
-    in.read(header, sizeof header);
-    const auto got = static_cast<std::size_t>(in.gcount());
-    if (got == 0) return;  // empty: SQLite's own new-database state
-    if (got >= 8 && std::memcmp(header, "SIAMGAL", 8) == 0) {
+    const auto header = file_header(file);
+    if (header.empty()) return;  // absent (created, or refused by open()), or SQLite's own new-database state
+    if (header.size() >= 8 && std::memcmp(header.data(), "SIAMGAL", 8) == 0) {
       throw GalleryError("'" + file.string() + "' is a gallery file of the single-file format, not a gallery database: "
                          "convert it with `gallery import " + file.string() + " NEW.db` (Gallery::enrollments())");
     }
-    if (got < 16 || std::memcmp(header, "SQLite format 3", 16) != 0) {
+    if (!is_sqlite_header(header)) {
       throw GalleryError("'" + file.string() + "' is not a siamese gallery database (not a SQLite file)");
     }
+  }
+
+  // The first 16 bytes of `file`: fewer when it is shorter, none when it is absent.
+  static std::string file_header(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    char header[16] = {};
+    in.read(header, sizeof header);
+    return std::string(header, static_cast<std::size_t>(in.gcount()));
+  }
+
+  static bool is_sqlite_header(const std::string& header) {
+    return header.size() == 16 && std::memcmp(header.data(), "SQLite format 3", 16) == 0;
   }
 
   // A new, empty file becomes a gallery inside one write transaction; a process that

@@ -164,13 +164,13 @@ class FaceTracker {
       }
       pair_cheapest_first(std::move(rejoins), match_of_input, track_taken);
     }
-    // Tracks joined by a better view than their best are embedded again.
+    // Tracks joined by a better view than their best are embedded again, and take it.
+    std::vector<bool> better_view(inputs.size(), false);
     std::vector<std::size_t> better;
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       const auto t = match_of_input[i];
-      if (t >= 0 && inputs[i].quality > tracks_[static_cast<std::size_t>(t)].best_quality + options_.better_view_margin) {
-        better.push_back(i);
-      }
+      better_view[i] = t >= 0 && inputs[i].quality > tracks_[static_cast<std::size_t>(t)].best_quality + options_.better_view_margin;
+      if (better_view[i]) better.push_back(i);
     }
     embed_inputs(better);
 
@@ -188,7 +188,7 @@ class FaceTracker {
       auto& track = tracks_[static_cast<std::size_t>(match_of_input[i])];
       ++track.detections;
       step.track_of_input[i] = track.id;
-      if (embeddings[i].defined() && (!track.embedding.defined() || inputs[i].quality > track.best_quality + options_.better_view_margin)) {
+      if (embeddings[i].defined() && (!track.embedding.defined() || better_view[i])) {
         track.embedding = embeddings[i];
         track.best_quality = inputs[i].quality;
         track.best_frame = frame;

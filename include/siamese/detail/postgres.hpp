@@ -172,16 +172,13 @@ class Connection {
     while (PGresult* rest = PQgetResult(connection_.get())) PQclear(rest);
   }
 
-  /// Reads what the server sent without waiting and returns the notifications' payloads on
-  /// `channel`. Returns std::nullopt when the connection is gone.
-  std::optional<std::vector<std::string>> notifications() {
+  /// Reads what the server sent without waiting and returns how many notifications (on any
+  /// channel this connection listens on) arrived. Returns std::nullopt when the connection is gone.
+  std::optional<std::size_t> notifications() {
     if (!is_open() || PQconsumeInput(connection_.get()) == 0 || PQstatus(connection_.get()) != CONNECTION_OK) return std::nullopt;
-    std::vector<std::string> payloads;
-    while (PGnotify* notify = PQnotifies(connection_.get())) {
-      payloads.emplace_back(notify->extra);
-      PQfreemem(notify);
-    }
-    return payloads;
+    std::size_t count = 0;
+    for (; PGnotify* notify = PQnotifies(connection_.get()); ++count) PQfreemem(notify);
+    return count;
   }
 
   /// The value of a big-endian binary int8 or int4 field.
@@ -200,8 +197,7 @@ class Connection {
     connection_.reset(PQconnectdb(url_.c_str()));
     if (!connection_) throw GalleryUnavailableError("gallery server '" + name_ + "': out of memory connecting");
     if (PQstatus(connection_.get()) == CONNECTION_OK) {
-      execute("SET client_min_messages = warning");  // no NOTICE lines on the caller's stderr
-      PQsetNoticeProcessor(connection_.get(), [](void*, const char*) {}, nullptr);
+      PQsetNoticeProcessor(connection_.get(), [](void*, const char*) {}, nullptr);  // no NOTICE lines on the caller's stderr
       return;
     }
     const std::string reason = first_line(PQerrorMessage(connection_.get()));
@@ -232,7 +228,7 @@ class Connection {
   Result checked(PGresult* raw, const std::string& sql, ExecStatusType wanted = PGRES_COMMAND_OK) {
     Result result(raw);
     const auto status = raw != nullptr ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
-    if (status == wanted || status == PGRES_TUPLES_OK || (wanted == PGRES_COMMAND_OK && status == PGRES_COMMAND_OK)) return result;
+    if (status == wanted || (wanted == PGRES_COMMAND_OK && status == PGRES_TUPLES_OK)) return result;
     if (raw == nullptr || PQstatus(connection_.get()) != CONNECTION_OK) throw lost("running '" + sql.substr(0, 80) + "'");
     const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
     const std::string sqlstate = state != nullptr ? state : "";

@@ -8,6 +8,7 @@
 #include <siamese/errors.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <iterator>
 #include <string>
@@ -158,7 +159,7 @@ inline void check_gallery_schema(Connection& db) {
   }
   if (found != schema_comment(gallery_schema_version)) {
     const auto version = found.substr(prefix.size());
-    const bool newer = std::all_of(version.begin(), version.end(), ::isdigit) && version.size() < 10 && !version.empty() &&
+    const bool newer = std::all_of(version.begin(), version.end(), [](unsigned char c) { return std::isdigit(c) != 0; }) && version.size() < 10 && !version.empty() &&
                        std::stoll(version) > gallery_schema_version;
     throw GalleryError("'" + db.name() + "' has gallery schema version " + printable(version.substr(0, 16)) +
                        "; this library reads version " + std::to_string(gallery_schema_version) +

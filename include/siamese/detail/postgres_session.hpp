@@ -48,8 +48,8 @@ class Session {
   /// the server cannot be reached, false (tried again at most every reconnect_interval).
   bool announced() {
     if (pending_) return true;
-    if (const auto payloads = db_.notifications()) {
-      pending_ = !payloads->empty();
+    if (const auto arrived = db_.notifications()) {
+      pending_ = *arrived > 0;
       return pending_;
     }
     try_reconnect("the connection was lost");
